@@ -1,0 +1,7 @@
+"""primehub_spawner: PrimeHub's group-centric notebook launcher as a JupyterHub plugin."""
+
+from ._data import TEMPLATES_DIR
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["TEMPLATES_DIR", "__version__"]
