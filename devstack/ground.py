@@ -1,0 +1,123 @@
+"""The whole test ground as one object: control plane + local kubelet, started and stopped together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .cluster import Cluster
+from .processes import ManagedProcess
+
+DATA_DIR = Path(__file__).with_name("data")
+DEFAULT_NODES = DATA_DIR / "nodes.yaml"
+
+
+def processes_mentioning(text: str) -> list[tuple[int, str]]:
+    """Live processes whose command line contains ``text`` (pid, command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append((int(entry.name), cmdline.strip()))
+    return found
+
+
+@dataclass
+class TestGround:
+    """etcd + kube-apiserver + the local kubelet, all state under ``state_dir``."""
+
+    state_dir: Path
+    nodes_file: Path = DEFAULT_NODES
+    cluster: Cluster = field(init=False)
+    kubelet: ManagedProcess | None = field(default=None, init=False)
+
+    __test__ = False  # not a pytest test class
+
+    def __post_init__(self) -> None:
+        self.state_dir = self.state_dir.resolve()
+        self.cluster = Cluster(self.state_dir)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster.kubeconfig
+
+    def start(self) -> TestGround:
+        self.cluster.start()
+        try:
+            self.start_kubelet()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_kubelet(self) -> None:
+        self.kubelet = ManagedProcess(
+            "local-kubelet",
+            [
+                sys.executable, "-m", "devstack.kubelet",
+                "--kubeconfig", self.kubeconfig, "--context", "devstack-node",
+                "--config", self.nodes_file, "--state-dir", self.state_dir,
+            ],
+            self.cluster.logs / "kubelet.log",
+            cwd=Path(__file__).resolve().parent.parent,
+        ).start()
+        self.kubelet.wait_until(self._nodes_ready, timeout=30, what="registered nodes")
+
+    def _nodes_ready(self) -> bool:
+        expected = {node["name"] for node in yaml.safe_load(self.nodes_file.read_text())["nodes"]}
+        import json
+        import ssl
+        import urllib.request
+
+        request = urllib.request.Request(  # noqa: S310 - https on loopback
+            f"{self.cluster.server}/api/v1/nodes",
+            headers={"Authorization": f"Bearer {self.cluster.token()}"},
+        )
+        context = ssl.create_default_context(cafile=str(self.cluster.pki.ca_cert))
+        with urllib.request.urlopen(request, timeout=2, context=context) as response:  # noqa: S310
+            nodes = json.load(response)["items"]
+        ready = {
+            n["metadata"]["name"]
+            for n in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+        }
+        return expected <= ready
+
+    def stop(self) -> list[tuple[int, str]]:
+        """Stop everything; return (and kill) any process of this test ground that outlived it."""
+        if self.kubelet is not None:
+            self.kubelet.stop(grace=20)
+        self.cluster.stop()
+        deadline = time.monotonic() + 5
+        leftovers = processes_mentioning(str(self.state_dir))
+        while leftovers and time.monotonic() < deadline:
+            time.sleep(0.1)
+            leftovers = processes_mentioning(str(self.state_dir))
+        for pid, _ in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return leftovers
+
+    def pod_log(self, pod_uid: str, container: str) -> str:
+        path = self.state_dir / "kubelet" / "pods" / pod_uid / "logs" / f"{container}.log"
+        try:
+            return path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def host_dir(self, kind: str, *parts: str) -> Path:
+        """Where a volume of ``kind`` (hostpath, nfs, csi) lives on the host."""
+        return self.state_dir.joinpath("volumes", kind, *parts)

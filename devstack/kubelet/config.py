@@ -1,0 +1,108 @@
+"""Fake nodes and the kubelet's settings, loaded from YAML."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes.utils.quantity import parse_quantity
+
+DEFAULT_SCHEDULERS = ("default-scheduler",)
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    effect: str
+    value: str = ""
+
+    def to_api(self) -> dict[str, str]:
+        taint = {"key": self.key, "effect": self.effect}
+        if self.value:
+            taint["value"] = self.value
+        return taint
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A fake node: labels, taints and capacity (``cpu``, ``memory``, ``pods``, extended resources)."""
+
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    capacity: dict[str, str] = field(default_factory=dict)
+    unschedulable: bool = False
+
+    @property
+    def all_labels(self) -> dict[str, str]:
+        return {
+            "kubernetes.io/hostname": self.name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            **self.labels,
+        }
+
+    @property
+    def allocatable(self) -> dict[str, Decimal]:
+        capacity = {"cpu": "4", "memory": "8Gi", "pods": "110", **self.capacity}
+        return {name: parse_quantity(value) for name, value in capacity.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NodeSpec:
+        return cls(
+            name=data["name"],
+            labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
+            taints=tuple(
+                Taint(key=t["key"], effect=t["effect"], value=str(t.get("value", "")))
+                for t in data.get("taints") or ()
+            ),
+            capacity={str(k): str(v) for k, v in (data.get("capacity") or {}).items()},
+            unschedulable=bool(data.get("unschedulable", False)),
+        )
+
+
+@dataclass
+class KubeletConfig:
+    """Settings of the local kubelet.
+
+    ``container_path`` and ``image_env`` stand in for every image: commands run from the host, so an
+    image's PATH is the host's (with this interpreter's environment first) and its ENV is
+    ``image_env``. ``image_dirs`` are directories every image is assumed to have (a writable,
+    per-container tmpfs unless a volume is mounted there).
+    """
+
+    nodes: list[NodeSpec]
+    pod_network: ipaddress.IPv4Network = ipaddress.IPv4Network("127.0.0.0/16")
+    scheduler_names: tuple[str, ...] = DEFAULT_SCHEDULERS
+    container_path: str = f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin"
+    image_env: dict[str, str] = field(
+        default_factory=lambda: {"HOME": "/home/jovyan", "SHELL": "/bin/bash", "LANG": "C.UTF-8"}
+    )
+    image_dirs: tuple[str, ...] = ("/home/jovyan",)
+    unpullable_images: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KubeletConfig:
+        config = cls(nodes=[NodeSpec.from_dict(node) for node in data.get("nodes") or ()])
+        if not config.nodes:
+            raise ValueError("the kubelet config declares no nodes")
+        if "pod_network" in data:
+            config.pod_network = ipaddress.IPv4Network(data["pod_network"])
+            if not config.pod_network.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+                raise ValueError("pod_network must be a loopback range (pods share the host network)")
+        if "scheduler_names" in data:
+            config.scheduler_names = tuple(data["scheduler_names"])
+        config.image_env.update({str(k): str(v) for k, v in (data.get("image_env") or {}).items()})
+        if "image_dirs" in data:
+            config.image_dirs = tuple(data["image_dirs"])
+        config.unpullable_images = tuple(data.get("unpullable_images") or ())
+        return config
+
+    @classmethod
+    def load(cls, path: Path) -> KubeletConfig:
+        return cls.from_dict(yaml.safe_load(path.read_text()) or {})

@@ -1,0 +1,157 @@
+"""One container's process: a bwrap sandbox started, signalled, waited for and exec'd into."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..processes import die_with_parent
+from .events import now
+
+
+class StartError(Exception):
+    """The sandbox could not start the container (CreateContainerError / RunContainerError)."""
+
+
+@dataclass
+class ContainerProcess:
+    """A running (or finished) container.
+
+    ``child_pid`` is bwrap's reaper, PID 1 of the container's pid namespace; the container's main
+    process is its child. Signals go to that main process, as with images whose PID 1 is an init
+    (tini in Jupyter's docker-stacks) that forwards them.
+    """
+
+    name: str
+    process: asyncio.subprocess.Process
+    child_pid: int
+    run_as: tuple[int, int] | None
+    env: dict[str, str]
+    log_path: Path
+    started_at: str = field(default_factory=now)
+    finished_at: str | None = None
+    exit_code: int | None = None
+
+    async def wait(self) -> int:
+        code = await self.process.wait()
+        if self.exit_code is None:
+            self.exit_code = code if code >= 0 else 128 - code
+            self.finished_at = now()
+        return self.exit_code
+
+    def main_pid(self) -> int | None:
+        """The host pid of the container's command (the reaper's first child)."""
+        try:
+            children = Path(f"/proc/{self.child_pid}/task/{self.child_pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def signal(self, sig: signal.Signals) -> None:
+        pid = self.main_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def kill_all(self) -> None:
+        """SIGKILL the sandbox and everything in it (bwrap's process group)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    async def stop(self, grace: float) -> int:
+        """SIGTERM the main process; SIGKILL everything once ``grace`` seconds have passed."""
+        if self.process.returncode is None:
+            self.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.wait()), timeout=max(grace, 0.0))
+            except TimeoutError:
+                self.kill_all()
+        code = await self.wait()
+        self.kill_all()
+        return code
+
+    async def exec(self, command: Sequence[str], timeout: float) -> tuple[int, str]:
+        """Run ``command`` inside the container (its mounts, pid namespace, user and env)."""
+        enter = ["nsenter", "-t", str(self.main_pid() or self.child_pid), "-m", "-p"]
+        if self.run_as is not None:
+            enter += ["-U", "-S", str(self.run_as[0]), "-G", str(self.run_as[1])]
+        enter += ["-r", "-w", "--", "setpriv", "--bounding-set=-all", "--", *command]
+        process = await asyncio.create_subprocess_exec(
+            *enter,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            return 137, f"command timed out after {timeout:.0f}s"
+        return process.returncode or 0, output.decode(errors="replace")[-2000:]
+
+
+async def _read_info(fd: int, timeout: float) -> dict[str, int] | None:
+    """bwrap's --info-fd JSON (None when bwrap exits before writing it)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    data = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await reader.read(4096)
+                if not chunk:
+                    return None
+                data += chunk
+                with contextlib.suppress(json.JSONDecodeError):
+                    return json.loads(data)
+    finally:
+        transport.close()
+
+
+async def launch(
+    name: str,
+    argv_with_info_fd: Sequence[str],
+    info_fd_placeholder: str,
+    env: Mapping[str, str],
+    run_as: tuple[int, int] | None,
+    log_path: Path,
+) -> ContainerProcess:
+    """Start bwrap; ``info_fd_placeholder`` in the argv is replaced by the info pipe's fd number."""
+    read_end, write_end = os.pipe()
+    argv = [str(write_end) if arg == info_fd_placeholder else arg for arg in argv_with_info_fd]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(log_path, "ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                env=dict(env),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(write_end,),
+                start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl before exec
+            )
+    finally:
+        os.close(write_end)
+    info = await _read_info(read_end, timeout=30)
+    if info is None or "child-pid" not in info:
+        await process.wait()
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        raise StartError("; ".join(tail) or f"sandbox exited with {process.returncode}")
+    return ContainerProcess(
+        name=name, process=process, child_pid=info["child-pid"], run_as=run_as, env=dict(env),
+        log_path=log_path,
+    )

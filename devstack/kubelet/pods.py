@@ -1,0 +1,354 @@
+"""The life of one pod on a local node: volumes, init containers, containers, hooks, status, end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from ..kubeapi import ApiError, KubeAPI
+from .config import KubeletConfig
+from .containers import ContainerProcess, StartError, launch
+from .environment import ContainerConfigError, command_line, container_env
+from .events import EventRecorder, now
+from .podnet import PodIPPool
+from .sandbox import bwrap_argv
+from .volumes import MountError, VolumeLayout, container_mounts, volume_dirs
+
+log = logging.getLogger("devstack.kubelet.pods")
+RETRY_SECONDS = 2.0
+HOOK_TIMEOUT = 120.0
+INFO_FD = "{info-fd}"
+
+
+class PodFailed(Exception):
+    """The pod ends in phase Failed (an init container or hook failed)."""
+
+
+def _run_as(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int, int] | None:
+    pod_context = pod["spec"].get("securityContext") or {}
+    context = container.get("securityContext") or {}
+    uid = context.get("runAsUser", pod_context.get("runAsUser"))
+    gid = context.get("runAsGroup", pod_context.get("runAsGroup"))
+    if not uid:
+        return None if not gid else (0, gid)
+    return uid, gid if gid is not None else 0
+
+
+def _exec_command(hook: dict[str, Any] | None) -> list[str] | None:
+    return ((hook or {}).get("exec") or {}).get("command") or None
+
+
+class PodWorker:
+    """Runs one pod's containers and keeps its status up to date in the API server."""
+
+    def __init__(
+        self,
+        pod: dict[str, Any],
+        *,
+        api: KubeAPI,
+        config: KubeletConfig,
+        layout: VolumeLayout,
+        ips: PodIPPool,
+        recorder: EventRecorder,
+        podnet_so: Path | None,
+        bwrap: str,
+        on_finished: Callable[[PodWorker], Awaitable[None]],
+    ) -> None:
+        self.pod = pod
+        self.api, self.config, self.layout, self.ips = api, config, layout, ips
+        self.recorder, self.podnet_so, self.bwrap = recorder, podnet_so, bwrap
+        self.on_finished = on_finished
+        meta = pod["metadata"]
+        self.uid, self.name, self.namespace = meta["uid"], meta["name"], meta["namespace"]
+        self.pod_ip: str | None = None
+        self.phase = "Pending"
+        self.start_time = now()
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.running: dict[str, ContainerProcess] = {}
+        self.ready: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._cleaned = False
+        for container in pod["spec"].get("initContainers") or ():
+            self.statuses[container["name"]] = self._waiting(container, "PodInitializing")
+        for container in pod["spec"]["containers"]:
+            self.statuses[container["name"]] = self._waiting(container, "ContainerCreating")
+
+    @property
+    def api_path(self) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._lifecycle(), name=f"pod {self.namespace}/{self.name}")
+
+    # -- status ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _waiting(container: dict[str, Any], reason: str, message: str = "") -> dict[str, Any]:
+        state: dict[str, Any] = {"reason": reason}
+        if message:
+            state["message"] = message
+        return {
+            "name": container["name"], "image": container.get("image", ""), "imageID": "",
+            "ready": False, "restartCount": 0, "started": False, "state": {"waiting": state},
+        }
+
+    def _set_running(self, container: dict[str, Any], process: ContainerProcess) -> None:
+        self.statuses[container["name"]].update(
+            imageID=f"devstack://{container.get('image', '')}",
+            containerID=f"devstack://{self.uid}/{container['name']}",
+            started=True,
+            state={"running": {"startedAt": process.started_at}},
+        )
+
+    def _set_terminated(self, name: str, process: ContainerProcess, reason: str | None = None) -> None:
+        code = process.exit_code if process.exit_code is not None else 137
+        self.statuses[name].update(
+            ready=False,
+            started=False,
+            state={
+                "terminated": {
+                    "exitCode": code,
+                    "reason": reason or ("Completed" if code == 0 else "Error"),
+                    "startedAt": process.started_at,
+                    "finishedAt": process.finished_at or now(),
+                    "containerID": f"devstack://{self.uid}/{name}",
+                }
+            },
+        )
+        self.ready.discard(name)
+
+    def status(self) -> dict[str, Any]:
+        spec = self.pod["spec"]
+        init_names = [c["name"] for c in spec.get("initContainers") or ()]
+        names = [c["name"] for c in spec["containers"]]
+        initialized = all(
+            "terminated" in self.statuses[n]["state"]
+            and self.statuses[n]["state"]["terminated"]["exitCode"] == 0
+            for n in init_names
+        )
+        all_ready = all(n in self.ready for n in names)
+        for name in names:
+            self.statuses[name]["ready"] = name in self.ready
+
+        def condition(kind: str, true: bool) -> dict[str, Any]:
+            return {"type": kind, "status": "True" if true else "False", "lastProbeTime": None,
+                    "lastTransitionTime": self.start_time}
+
+        status: dict[str, Any] = {
+            "phase": self.phase,
+            "hostIP": "127.0.0.1",
+            "startTime": self.start_time,
+            "conditions": [
+                condition("Initialized", initialized),
+                condition("Ready", all_ready),
+                condition("ContainersReady", all_ready),
+                condition("PodScheduled", True),
+            ],
+            "containerStatuses": [self.statuses[n] for n in names],
+        }
+        if init_names:
+            status["initContainerStatuses"] = [self.statuses[n] for n in init_names]
+        if self.pod_ip:
+            status["podIP"] = self.pod_ip
+            status["podIPs"] = [{"ip": self.pod_ip}]
+        return status
+
+    async def publish(self) -> None:
+        if self._stopping and self.phase not in ("Succeeded", "Failed"):
+            return
+        try:
+            await self.api.patch(f"{self.api_path}/status", {"status": self.status()})
+        except ApiError as error:
+            if error.status != 404:
+                log.warning("status of %s/%s not written: %s", self.namespace, self.name, error)
+
+    async def event(self, kind: str, reason: str, message: str, container: str | None = None,
+                    init: bool = False) -> None:
+        field_path = None
+        if container:
+            field_path = f"spec.{'initContainers' if init else 'containers'}{{{container}}}"
+        await self.recorder.record(self.pod, kind, reason, message, field_path)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def _lifecycle(self) -> None:
+        try:
+            spec = self.pod["spec"]
+            ports = [p["containerPort"] for c in spec["containers"] for p in c.get("ports") or ()]
+            self.pod_ip = self.ips.allocate(ports)
+            dirs = await self._retry("FailedMount", self._volumes)
+            for container in spec.get("initContainers") or ():
+                process = await self._start(container, dirs, init=True)
+                await self.publish()
+                code = await process.wait()
+                self._set_terminated(container["name"], process)
+                self.running.pop(container["name"], None)
+                await self.publish()
+                if code != 0:
+                    raise PodFailed(f"init container {container['name']} exited with {code}")
+            for container in spec["containers"]:
+                process = await self._start(container, dirs, init=False)
+                await self._post_start(container, process)
+                self.ready.add(container["name"])
+            self.phase = "Running"
+            await self.publish()
+            await self._watch_exits()
+        except PodFailed as failure:
+            log.info("pod %s/%s failed: %s", self.namespace, self.name, failure)
+            await self._end_processes(grace=2.0)
+            self.phase = "Failed"
+            await self.publish()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pod %s/%s: unexpected error", self.namespace, self.name)
+            await self._end_processes(grace=2.0)
+            self.phase = "Failed"
+            await self.publish()
+        finally:
+            if self.phase in ("Succeeded", "Failed"):
+                self.ips.release(self.pod_ip)
+                await self.on_finished(self)
+
+    async def _retry(self, reason: str, step: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``step`` until it succeeds, reporting each new failure as a Warning event."""
+        while True:
+            try:
+                return await step()
+            except (MountError, ContainerConfigError) as error:
+                await self.event("Warning", reason, str(error))
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _volumes(self) -> dict[str, tuple[Path, bool]]:
+        try:
+            return await volume_dirs(self.api, self.layout, self.pod)
+        except MountError as error:
+            raise MountError(f"Unable to attach or mount volumes: {error}") from error
+
+    async def _pull(self, container: dict[str, Any], init: bool) -> None:
+        image = container.get("image", "")
+        name = container["name"]
+        if any(fnmatch.fnmatch(image, pattern) for pattern in self.config.unpullable_images):
+            await self.event("Normal", "Pulling", f'Pulling image "{image}"', name, init)
+            message = f'Failed to pull image "{image}": rpc error: code = NotFound desc = {image}: not found'
+            await self.event("Warning", "Failed", message, name, init)
+            await self.event("Warning", "Failed", "Error: ErrImagePull", name, init)
+            self.statuses[name]["state"] = {"waiting": {"reason": "ImagePullBackOff",
+                                                        "message": f'Back-off pulling image "{image}"'}}
+            await self.publish()
+            raise ContainerConfigError(f'Back-off pulling image "{image}"')
+        await self.event("Normal", "Pulled", f'Container image "{image}" already present on machine',
+                         name, init)
+
+    async def _start(self, container: dict[str, Any], dirs: dict[str, tuple[Path, bool]],
+                     init: bool) -> ContainerProcess:
+        name = container["name"]
+
+        async def prepare() -> tuple[list[str], dict[str, str]]:
+            await self._pull(container, init)
+            assert self.pod_ip is not None
+            env = await container_env(self.api, self.pod, container, self.pod_ip,
+                                      {"PATH": self.config.container_path, **self.config.image_env})
+            try:
+                return command_line(container, env), env
+            except ContainerConfigError as error:
+                self.statuses[name]["state"] = {"waiting": {"reason": "CreateContainerConfigError",
+                                                            "message": str(error)}}
+                await self.publish()
+                raise
+
+        argv, env = await self._retry("Failed", prepare)
+        run_as = _run_as(self.pod, container)
+        try:
+            mounts = container_mounts(container, dirs, self.config.image_dirs)
+        except MountError as error:
+            raise PodFailed(str(error)) from error
+        sandbox = bwrap_argv(
+            command=argv, mounts=mounts, hostname=self.name[:63], workdir=container.get("workingDir"),
+            run_as=run_as, podnet_so=self.podnet_so, info_fd=-1,
+        )
+        sandbox = [self.bwrap if arg == "bwrap" else arg for arg in sandbox]
+        sandbox[sandbox.index("--info-fd") + 1] = INFO_FD
+        env["DEVSTACK_POD_IP"] = self.pod_ip or ""
+        log_path = self.layout.pod_dir(self.uid) / "logs" / f"{name}.log"
+        try:
+            process = await launch(name, sandbox, INFO_FD, env, run_as, log_path)
+        except StartError as error:
+            await self.event("Warning", "Failed", f"Error: {error}", name, init)
+            raise PodFailed(f"container {name} did not start: {error}") from error
+        self.running[name] = process
+        self._set_running(container, process)
+        await self.event("Normal", "Created", f"Created container {name}", name, init)
+        await self.event("Normal", "Started", f"Started container {name}", name, init)
+        return process
+
+    async def _post_start(self, container: dict[str, Any], process: ContainerProcess) -> None:
+        command = _exec_command((container.get("lifecycle") or {}).get("postStart"))
+        if not command:
+            return
+        code, output = await process.exec(command, HOOK_TIMEOUT)
+        if code != 0:
+            message = f"Exec lifecycle hook ({command}) for Container \"{container['name']}\" in Pod " \
+                      f"\"{self.name}_{self.namespace}({self.uid})\" failed - error: command exited " \
+                      f"with {code}, message: {output.strip()!r}"
+            await self.event("Warning", "FailedPostStartHook", message, container["name"])
+            raise PodFailed(f"postStart hook of {container['name']} failed")
+
+    async def _watch_exits(self) -> None:
+        waits = {asyncio.ensure_future(p.wait()): name for name, p in self.running.items()}
+        while waits:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                name = waits.pop(finished)
+                self._set_terminated(name, self.running.pop(name))
+            if not waits:
+                codes = [s["state"]["terminated"]["exitCode"] for s in self.statuses.values()
+                         if "terminated" in s["state"]]
+                self.phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
+            await self.publish()
+
+    # -- termination ------------------------------------------------------------------------------
+
+    async def terminate(self, grace: float) -> None:
+        """Stop the pod as kubelet does on deletion: preStop hooks, SIGTERM, SIGKILL after ``grace``."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._end_processes(grace)
+        self.ips.release(self.pod_ip)
+        self.cleanup()
+
+    async def _end_processes(self, grace: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        containers = {c["name"]: c for c in self.pod["spec"]["containers"]}
+        for name, process in list(self.running.items()):
+            if process.process.returncode is None:
+                await self.event("Normal", "Killing", f"Stopping container {name}", name)
+                command = _exec_command(((containers.get(name) or {}).get("lifecycle") or {}).get("preStop"))
+                if command:
+                    await process.exec(command, max(deadline - loop.time(), 0.1))
+        await asyncio.gather(
+            *(p.stop(max(deadline - loop.time(), 0.0)) for p in self.running.values())
+        )
+        for name, process in list(self.running.items()):
+            self._set_terminated(name, process)
+        self.running.clear()
+
+    def cleanup(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
+        shutil.rmtree(self.layout.pod_dir(self.uid), ignore_errors=True)
+        shutil.rmtree(self.layout.memory_dir / self.uid, ignore_errors=True)

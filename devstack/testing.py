@@ -1,0 +1,68 @@
+"""pytest fixtures for the test ground: ``pytest_plugins = ["devstack.testing"]``.
+
+One test ground (API server + local kubelet) per test run; every test gets its own namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from .ground import TestGround
+from .kubeapi import ApiError, Credentials, KubeAPI
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def test_ground(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestGround]:
+    ground = TestGround(tmp_path_factory.mktemp("ground")).start()
+    os.environ["KUBECONFIG"] = str(ground.kubeconfig)
+    # kubernetes_asyncio reads $KUBECONFIG when it is imported, which may have happened already.
+    from kubernetes_asyncio.config import kube_config
+
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(ground.kubeconfig)
+    yield ground
+    leftovers = ground.stop()
+    assert not leftovers, f"processes outlived the test ground: {leftovers}"
+
+
+@pytest.fixture
+async def kube(test_ground: TestGround) -> AsyncIterator[KubeAPI]:
+    """The test ground's API server as cluster admin (raw JSON)."""
+    async with KubeAPI(Credentials.from_kubeconfig(test_ground.kubeconfig)) as api:
+        yield api
+
+
+@pytest.fixture
+async def namespace(kube: KubeAPI, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh namespace per test, deleted (and finalized by the local kubelet) afterwards."""
+    base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    name = f"{base}-{secrets.token_hex(3)}"
+    await kube.post("/api/v1/namespaces", {"metadata": {"name": name}})
+    yield name
+    try:
+        await kube.delete(f"/api/v1/namespaces/{name}")
+    except ApiError as error:
+        if error.status != 404:
+            raise
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], timeout: float = 20.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """Await ``probe()`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}")

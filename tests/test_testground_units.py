@@ -1,0 +1,196 @@
+"""Pure parts of the test ground: scheduling decisions, the sandbox's root, env expansion, PV matching."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from devstack.kubelet.config import KubeletConfig, NodeSpec, Taint
+from devstack.kubelet.controllers import volume_fits
+from devstack.kubelet.environment import expand
+from devstack.kubelet.sandbox import Mount, bwrap_argv, root_args
+from devstack.kubelet.scheduler import pod_requests, schedule, tolerates, volume_blocker
+
+CPU = NodeSpec("cpu-node", labels={"component": "singleuser-server"},
+               capacity={"cpu": "2", "memory": "4Gi"})
+GPU = NodeSpec("gpu-node", labels={"component": "singleuser-server"},
+               taints=(Taint("nvidia.com/gpu", "NoSchedule", "present"),),
+               capacity={"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "2"})
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+
+
+def pod(cpu="100m", memory="128Mi", gpu=None, tolerations=(), selector=None, init=None, **extra):
+    limits = {"cpu": cpu, "memory": memory}
+    if gpu:
+        limits["nvidia.com/gpu"] = gpu
+    spec = {"containers": [{"name": "c", "resources": {"limits": limits}}],
+            "tolerations": list(tolerations), **extra}
+    if selector:
+        spec["nodeSelector"] = selector
+    if init:
+        spec["initContainers"] = [{"name": "i", "resources": {"requests": init}}]
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("spec", "used", "node", "message"),
+    [
+        (pod(), {}, "cpu-node", ""),  # the GPU node's taint is not tolerated
+        (pod(gpu="1", tolerations=[GPU_TOLERATION]), {}, "gpu-node", ""),
+        (pod(gpu="1"), {}, None,
+         "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, "
+         "1 node(s) had taint {nvidia.com/gpu: present}, that the pod didn't tolerate."),
+        (pod(gpu="3", tolerations=[GPU_TOLERATION]), {}, None,
+         "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
+        (pod(gpu="1", tolerations=[GPU_TOLERATION]), {"gpu-node": {"nvidia.com/gpu": Decimal(2)}}, None,
+         "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
+        (pod(cpu="3"), {}, None,
+         "0/2 nodes are available: 1 Insufficient cpu, "
+         "1 node(s) had taint {nvidia.com/gpu: present}, that the pod didn't tolerate."),
+        (pod(memory="5Gi", tolerations=[{"operator": "Exists"}]), {}, "gpu-node", ""),
+        (pod(selector={"component": "hub"}, tolerations=[{"operator": "Exists"}]), {}, None,
+         "0/2 nodes are available: 2 node(s) didn't match node selector."),
+        (pod(init={"cpu": "1500m"}, tolerations=[{"operator": "Exists"}]),
+         {"cpu-node": {"cpu": Decimal("1")}}, "gpu-node", ""),
+    ],
+    ids=["plain", "gpu-tolerated", "gpu-untolerated", "gpu-too-many", "gpu-exhausted", "cpu-too-big",
+         "memory-fits-gpu-node", "selector-mismatch", "init-container-request"],
+)
+def test_schedule(spec, used, node, message):
+    decision = schedule(spec, [CPU, GPU], used)
+    assert decision.node == node
+    assert decision.message == message
+
+
+def test_plain_pod_prefers_the_emptier_node_and_breaks_ties_by_name():
+    spec = pod(tolerations=[{"operator": "Exists"}])
+    assert schedule(spec, [CPU, GPU], {}).node == "gpu-node"  # twice the free cpu and memory
+    twin = NodeSpec("a-node", capacity=GPU.capacity)
+    assert schedule(spec, [GPU, twin], {}).node == "a-node"
+
+
+def test_requests_default_to_limits_and_init_containers_take_the_max():
+    spec = pod(cpu="1", memory="1Gi", init={"cpu": "2"})
+    requests = pod_requests(spec)
+    assert requests["cpu"] == Decimal(2)
+    assert requests["memory"] == Decimal(1024**3)
+    assert requests["pods"] == Decimal(1)
+
+
+@pytest.mark.parametrize(
+    ("toleration", "expected"),
+    [
+        ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),
+        ({"operator": "Exists"}, True),
+        ({"key": "nvidia.com/gpu", "value": "present"}, True),
+        ({"key": "nvidia.com/gpu", "value": "absent"}, False),
+        ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, False),
+        ({"key": "other", "operator": "Exists"}, False),
+    ],
+)
+def test_tolerations(toleration, expected):
+    assert tolerates([toleration], Taint("nvidia.com/gpu", "NoSchedule", "present")) is expected
+
+
+def test_node_affinity_expressions():
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}]}]}}}
+    gpu_labelled = NodeSpec("g", labels={"nvidia.com/gpu.present": "true"})
+    spec = pod(affinity=affinity)
+    assert schedule(spec, [gpu_labelled, CPU], {}).node == "cpu-node"
+    assert schedule(spec, [gpu_labelled], {}).message == (
+        "0/1 nodes are available: 1 node(s) didn't match node selector.")
+
+
+def test_volume_blocker():
+    spec = {"volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-a"}}]}
+    assert volume_blocker(spec, {}) == 'persistentvolumeclaim "claim-a" not found'
+    assert volume_blocker(spec, {"claim-a": {"status": {"phase": "Pending"}}}) == (
+        "pod has unbound immediate PersistentVolumeClaims")
+    assert volume_blocker(spec, {"claim-a": {"status": {"phase": "Bound"}}}) is None
+
+
+def _operations(args: list[str]) -> list[tuple[str, ...]]:
+    arity = {"--ro-bind": 2, "--bind": 2, "--symlink": 2, "--dir": 1, "--tmpfs": 1}
+    operations, index = [], 0
+    while index < len(args):
+        count = arity[args[index]]
+        operations.append(tuple(args[index : index + count + 1]))
+        index += count + 1
+    return operations
+
+
+def test_root_mirrors_host_without_creating_mount_targets(tmp_path: Path):
+    for name in ("usr", "etc", "home/someone", "proc", "tmp"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / "bin").symlink_to("usr/bin")
+    operations = _operations(root_args(["/home/jovyan", "/datasets/x"], host_root=tmp_path))
+    assert ("--ro-bind", str(tmp_path / "usr"), "/usr") in operations
+    assert ("--symlink", "usr/bin", "/bin") in operations
+    assert ("--dir", "/home") in operations  # rebuilt entry by entry, not bound whole
+    assert ("--ro-bind", str(tmp_path / "home/someone"), "/home/someone") in operations
+    assert not any(op[-1] in ("/proc", "/tmp", "/home/jovyan", "/datasets") for op in operations)
+    assert not (tmp_path / "home/jovyan").exists() and not (tmp_path / "datasets").exists()
+
+
+def test_bwrap_argv_orders_mounts_parent_first_and_keeps_env_off_the_command_line():
+    argv = bwrap_argv(
+        command=["jupyterhub-singleuser"],
+        mounts=[Mount("/home/jovyan/work", Path("/s/work")), Mount("/home/jovyan", Path("/s/home")),
+                Mount("/datasets/a", Path("/s/a"), read_only=True)],
+        hostname="jupyter-alice", workdir="/home/jovyan", run_as=(1000, 100), podnet_so=None,
+    )
+    home, work = argv.index("/home/jovyan"), argv.index("/home/jovyan/work")
+    assert home < work
+    assert argv[argv.index("/s/a") - 1] == "--ro-bind"
+    assert argv[argv.index("--uid") + 1] == "1000"
+    assert argv[-2:] == ["--", "jupyterhub-singleuser"]
+    assert "--setenv" not in argv
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("$(A)-$(B)", "1-2"), ("$$(A)", "$(A)"), ("$(MISSING)", "$(MISSING)"), ("plain $A", "plain $A")],
+)
+def test_expand(value, expected):
+    assert expand(value, {"A": "1", "B": "2"}) == expected
+
+
+def _pv(capacity="1Gi", modes=("ReadWriteOnce",), storage_class="", labels=None, claimed=False):
+    return {"metadata": {"name": "pv", "labels": labels or {}},
+            "spec": {"capacity": {"storage": capacity}, "accessModes": list(modes),
+                     "storageClassName": storage_class, **({"claimRef": {"uid": "x"}} if claimed else {})},
+            "status": {"phase": "Available"}}
+
+
+def _claim(size="1Gi", modes=("ReadWriteOnce",), storage_class=None, selector=None):
+    spec = {"accessModes": list(modes), "resources": {"requests": {"storage": size}}}
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    if selector:
+        spec["selector"] = {"matchLabels": selector}
+    return {"metadata": {"name": "c"}, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("volume", "claim", "fits"),
+    [
+        (_pv(), _claim(), True),
+        (_pv(capacity="500Mi"), _claim(), False),
+        (_pv(modes=("ReadOnlyMany",)), _claim(modes=("ReadWriteMany",)), False),
+        (_pv(storage_class="fast"), _claim(), False),
+        (_pv(storage_class="fast"), _claim(storage_class="fast"), True),
+        (_pv(claimed=True), _claim(), False),
+        (_pv(labels={"a": "b"}), _claim(selector={"a": "b"}), True),
+        (_pv(), _claim(selector={"a": "b"}), False),
+    ],
+)
+def test_volume_fits(volume, claim, fits):
+    assert volume_fits(volume, claim) is fits
+
+
+def test_kubelet_config_rejects_non_loopback_pod_network():
+    with pytest.raises(ValueError, match="loopback"):
+        KubeletConfig.from_dict({"nodes": [{"name": "n"}], "pod_network": "10.0.0.0/16"})
+    with pytest.raises(ValueError, match="no nodes"):
+        KubeletConfig.from_dict({})
