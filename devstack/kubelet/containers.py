@@ -34,6 +34,7 @@ class ContainerProcess:
     run_as: tuple[int, int] | None
     env: dict[str, str]
     log_path: Path
+    command_pid: int | None = None
     started_at: str = field(default_factory=now)
     finished_at: str | None = None
     exit_code: int | None = None
@@ -47,6 +48,8 @@ class ContainerProcess:
 
     def main_pid(self) -> int | None:
         """The host pid of the container's command (the reaper's first child)."""
+        if self.command_pid is not None:
+            return self.command_pid
         try:
             children = Path(f"/proc/{self.child_pid}/task/{self.child_pid}/children").read_text().split()
         except OSError:
@@ -78,7 +81,7 @@ class ContainerProcess:
 
     async def exec(self, command: Sequence[str], timeout: float) -> tuple[int, str]:
         """Run ``command`` inside the container (its mounts, pid namespace, user and env)."""
-        enter = ["nsenter", "-t", str(self.main_pid() or self.child_pid), "-m", "-p"]
+        enter = ["nsenter", "-t", str(self.main_pid() or self.child_pid), "-m", "-p", "-u", "-i"]
         if self.run_as is not None:
             enter += ["-U", "-S", str(self.run_as[0]), "-G", str(self.run_as[1])]
         enter += ["-r", "-w", "--", "setpriv", "--bounding-set=-all", "--", *command]
@@ -151,7 +154,14 @@ async def launch(
         await process.wait()
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
         raise StartError("; ".join(tail) or f"sandbox exited with {process.returncode}")
-    return ContainerProcess(
+    container = ContainerProcess(
         name=name, process=process, child_pid=info["child-pid"], run_as=run_as, env=dict(env),
         log_path=log_path,
     )
+    # The reaper forks the command right after reporting; hooks must enter the command's view.
+    for _ in range(400):
+        container.command_pid = container.main_pid()
+        if container.command_pid is not None or process.returncode is not None:
+            break
+        await asyncio.sleep(0.005)
+    return container

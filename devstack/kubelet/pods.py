@@ -254,9 +254,9 @@ class PodWorker:
         async def prepare() -> tuple[list[str], dict[str, str]]:
             await self._pull(container, init)
             assert self.pod_ip is not None
-            env = await container_env(self.api, self.pod, container, self.pod_ip,
-                                      {"PATH": self.config.container_path, **self.config.image_env})
             try:
+                env = await container_env(self.api, self.pod, container, self.pod_ip,
+                                          {"PATH": self.config.container_path, **self.config.image_env})
                 return command_line(container, env), env
             except ContainerConfigError as error:
                 self.statuses[name]["state"] = {"waiting": {"reason": "CreateContainerConfigError",
