@@ -31,6 +31,8 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 
 # pytest exits 5 when it collects no tests; a suite with nothing to run is not a failure of set-up.
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	@export PATH="$(CURDIR)/$(NODE_DIR)/node_modules/.bin:$$PATH"; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc

@@ -57,7 +57,9 @@ class Cluster:
         if not self.identities:
             self.identities = {
                 "admin": Identity("admin", secrets.token_hex(16), ("system:masters",)),
-                "devstack-node": Identity("devstack-node", secrets.token_hex(16), ("system:masters",)),
+                "devstack-node": Identity(
+                    "devstack-node", secrets.token_hex(16), ("system:masters",)
+                ),
                 "developer": Identity("developer", secrets.token_hex(16)),
             }
 
@@ -103,10 +105,23 @@ class Cluster:
         self._etcd = ManagedProcess(
             "etcd",
             [
-                system_bin("etcd"), "--name", "devstack", "--data-dir", data_dir,
-                "--listen-client-urls", client, "--advertise-client-urls", client,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", f"devstack={peer}", "--log-level", "warn",
+                system_bin("etcd"),
+                "--name",
+                "devstack",
+                "--data-dir",
+                data_dir,
+                "--listen-client-urls",
+                client,
+                "--advertise-client-urls",
+                client,
+                "--listen-peer-urls",
+                peer,
+                "--initial-advertise-peer-urls",
+                peer,
+                "--initial-cluster",
+                f"devstack={peer}",
+                "--log-level",
+                "warn",
             ],
             self.logs / "etcd.log",
         ).start()
@@ -131,20 +146,27 @@ class Cluster:
             [
                 kube_apiserver_bin(),
                 f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                f"--secure-port={self.apiserver_port}", "--insecure-port=0",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.apiserver_port}",
+                "--insecure-port=0",
                 "--endpoint-reconciler-type=none",
-                f"--tls-cert-file={pki.server_cert}", f"--tls-private-key-file={pki.server_key}",
-                f"--client-ca-file={pki.ca_cert}", f"--token-auth-file={tokens}",
+                f"--tls-cert-file={pki.server_cert}",
+                f"--tls-private-key-file={pki.server_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                f"--token-auth-file={tokens}",
                 "--authorization-mode=RBAC",
                 f"--service-account-key-file={pki.sa_public_key}",
                 f"--service-account-signing-key-file={pki.sa_private_key}",
-                f"--service-account-issuer={SA_ISSUER}", f"--api-audiences={SA_ISSUER}",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--api-audiences={SA_ISSUER}",
                 "--service-cluster-ip-range=10.96.0.0/16",
                 f"--disable-admission-plugins={DISABLED_ADMISSION}",
                 f"--enable-admission-plugins={ENABLED_ADMISSION}",
-                "--allow-privileged=true", "--profiling=false",
-                f"--cert-dir={self.state_dir / 'apiserver-certs'}", "--v=1",
+                "--allow-privileged=true",
+                "--profiling=false",
+                f"--cert-dir={self.state_dir / 'apiserver-certs'}",
+                "--v=1",
             ],
             self.logs / "kube-apiserver.log",
         ).start()
@@ -171,14 +193,19 @@ class Cluster:
                 process.stop()
 
     def running(self) -> bool:
-        return bool(self._apiserver and self._apiserver.alive() and self._etcd and self._etcd.alive())
+        return bool(
+            self._apiserver and self._apiserver.alive() and self._etcd and self._etcd.alive()
+        )
 
     def processes(self) -> list[ManagedProcess]:
         return [p for p in (self._etcd, self._apiserver) if p is not None]
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
         """A kubeconfig for tools and clients: context ``devstack`` (admin) plus one per identity."""
-        users = [{"name": name, "user": {"token": ident.token}} for name, ident in self.identities.items()]
+        users = [
+            {"name": name, "user": {"token": ident.token}}
+            for name, ident in self.identities.items()
+        ]
         contexts = [
             {
                 "name": "devstack" if name == "admin" else name,
@@ -192,7 +219,10 @@ class Cluster:
             "clusters": [
                 {
                     "name": "devstack",
-                    "cluster": {"server": self.server, "certificate-authority": str(self.pki.ca_cert)},
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority": str(self.pki.ca_cert),
+                    },
                 }
             ],
             "users": users,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import ssl
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,9 +69,17 @@ class TestGround:
         self.kubelet = ManagedProcess(
             "local-kubelet",
             [
-                sys.executable, "-m", "devstack.kubelet",
-                "--kubeconfig", self.kubeconfig, "--context", "devstack-node",
-                "--config", self.nodes_file, "--state-dir", self.state_dir,
+                sys.executable,
+                "-m",
+                "devstack.kubelet",
+                "--kubeconfig",
+                self.kubeconfig,
+                "--context",
+                "devstack-node",
+                "--config",
+                self.nodes_file,
+                "--state-dir",
+                self.state_dir,
             ],
             self.cluster.logs / "kubelet.log",
             cwd=Path(__file__).resolve().parent.parent,
@@ -76,10 +88,6 @@ class TestGround:
 
     def _nodes_ready(self) -> bool:
         expected = {node["name"] for node in yaml.safe_load(self.nodes_file.read_text())["nodes"]}
-        import json
-        import ssl
-        import urllib.request
-
         request = urllib.request.Request(  # noqa: S310 - https on loopback
             f"{self.cluster.server}/api/v1/nodes",
             headers={"Authorization": f"Bearer {self.cluster.token()}"},
@@ -90,7 +98,10 @@ class TestGround:
         ready = {
             n["metadata"]["name"]
             for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n["status"].get("conditions", [])
+            )
         }
         return expected <= ready
 
@@ -105,10 +116,8 @@ class TestGround:
             time.sleep(0.1)
             leftovers = processes_mentioning(str(self.state_dir))
         for pid, _ in leftovers:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return leftovers
 
     def pod_log(self, pod_uid: str, container: str) -> str:

@@ -94,7 +94,11 @@ class KubeAPI:
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else None
         async with self.session.request(
-            method, path, data=data, params=params, headers=headers,
+            method,
+            path,
+            data=data,
+            params=params,
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=30),
         ) as response:
             text = await response.text()
@@ -138,7 +142,9 @@ class KubeAPI:
             **params,
         }
         async with self.session.get(
-            path, params=query, timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
+            path,
+            params=query,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30),
         ) as response:
             if response.status == 410:
                 raise WatchExpired(path)
@@ -198,7 +204,7 @@ async def informer(
                 continue
         except asyncio.CancelledError:
             raise
-        except (WatchExpired, ApiError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, WatchExpired, ApiError, aiohttp.ClientError, OSError) as error:
             if on_error is not None:
                 on_error(path, error)
             await asyncio.sleep(1.0)

@@ -16,7 +16,9 @@ def cache_dir() -> Path:
 def kube_apiserver_bin() -> Path:
     path = cache_dir() / "bin" / "kube-apiserver"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `make setup` (scripts/build-kube-apiserver.sh)")
+        raise FileNotFoundError(
+            f"{path} is missing: run `make setup` (scripts/build-kube-apiserver.sh)"
+        )
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -58,7 +59,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only ctypes.prctl, before exec
+                preexec_fn=die_with_parent,  # only prctl before exec
             )
         return self
 
@@ -110,7 +111,5 @@ class ManagedProcess:
 
     def _signal_group(self, sig: signal.Signals) -> None:
         assert self.popen is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass

@@ -65,4 +65,6 @@ async def eventually(
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}")
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}"
+    )

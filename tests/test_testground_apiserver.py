@@ -31,8 +31,14 @@ def _pod(name: str, volume_name: str = "home", container: str = "notebook") -> d
         "kind": "Pod",
         "metadata": {"name": name},
         "spec": {
-            "containers": [{"name": container, "image": "jupyter/base-notebook", "command": ["true"],
-                            "volumeMounts": [{"name": volume_name, "mountPath": "/home/jovyan"}]}],
+            "containers": [
+                {
+                    "name": container,
+                    "image": "jupyter/base-notebook",
+                    "command": ["true"],
+                    "volumeMounts": [{"name": volume_name, "mountPath": "/home/jovyan"}],
+                }
+            ],
             "volumes": [{"name": volume_name, "emptyDir": {}}],
         },
     }
@@ -47,8 +53,13 @@ def _pod(name: str, volume_name: str = "home", container: str = "notebook") -> d
         (_pod("Bad_Name"), "a lowercase RFC 1123 subdomain must consist of"),
         (_pod("x" * 254), "must be no more than 253 characters"),
     ],
-    ids=["uppercase-volume-name", "64-char-volume-name", "64-char-container-name", "invalid-pod-name",
-         "254-char-pod-name"],
+    ids=[
+        "uppercase-volume-name",
+        "64-char-volume-name",
+        "64-char-container-name",
+        "invalid-pod-name",
+        "254-char-pod-name",
+    ],
 )
 async def test_invalid_pods_are_rejected_422(core, namespace, pod, fragment):
     with pytest.raises(ApiException) as raised:
@@ -63,7 +74,9 @@ async def test_pod_names_are_subdomains_so_64_characters_are_accepted(core, name
 
 
 async def test_rbac_denies_a_token_without_rights(test_ground: TestGround, namespace):
-    api_client = await new_client_from_config(config_file=str(test_ground.kubeconfig), context="developer")
+    api_client = await new_client_from_config(
+        config_file=str(test_ground.kubeconfig), context="developer"
+    )
     async with api_client:
         with pytest.raises(ApiException) as raised:
             await client.CoreV1Api(api_client).list_namespaced_pod(namespace)
@@ -78,8 +91,15 @@ async def test_kubeconfig_works_for_kubectl(test_ground: TestGround):
     if kubectl is None:
         pytest.skip("kubectl is not installed")
     process = await asyncio.create_subprocess_exec(
-        kubectl, "--kubeconfig", str(test_ground.kubeconfig), "get", "nodes", "-o", "name",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        kubectl,
+        "--kubeconfig",
+        str(test_ground.kubeconfig),
+        "get",
+        "nodes",
+        "-o",
+        "name",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()

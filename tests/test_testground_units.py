@@ -11,20 +11,32 @@ from devstack.kubelet.environment import expand
 from devstack.kubelet.sandbox import Mount, bwrap_argv, root_args
 from devstack.kubelet.scheduler import pod_requests, schedule, tolerates, volume_blocker
 
-CPU = NodeSpec("cpu-node", labels={"component": "singleuser-server"},
-               capacity={"cpu": "2", "memory": "4Gi"})
-GPU = NodeSpec("gpu-node", labels={"component": "singleuser-server"},
-               taints=(Taint("nvidia.com/gpu", "NoSchedule", "present"),),
-               capacity={"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "2"})
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+CPU = NodeSpec(
+    "cpu-node", labels={"component": "singleuser-server"}, capacity={"cpu": "2", "memory": "4Gi"}
+)
+GPU = NodeSpec(
+    "gpu-node",
+    labels={"component": "singleuser-server"},
+    taints=(Taint("nvidia.com/gpu", "NoSchedule", "present"),),
+    capacity={"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "2"},
+)
+GPU_TOLERATION = {
+    "key": "nvidia.com/gpu",
+    "operator": "Equal",
+    "value": "present",
+    "effect": "NoSchedule",
+}
 
 
 def pod(cpu="100m", memory="128Mi", gpu=None, tolerations=(), selector=None, init=None, **extra):
     limits = {"cpu": cpu, "memory": memory}
     if gpu:
         limits["nvidia.com/gpu"] = gpu
-    spec = {"containers": [{"name": "c", "resources": {"limits": limits}}],
-            "tolerations": list(tolerations), **extra}
+    spec = {
+        "containers": [{"name": "c", "resources": {"limits": limits}}],
+        "tolerations": list(tolerations),
+        **extra,
+    }
     if selector:
         spec["nodeSelector"] = selector
     if init:
@@ -37,24 +49,57 @@ def pod(cpu="100m", memory="128Mi", gpu=None, tolerations=(), selector=None, ini
     [
         (pod(), {}, "cpu-node", ""),  # the GPU node's taint is not tolerated
         (pod(gpu="1", tolerations=[GPU_TOLERATION]), {}, "gpu-node", ""),
-        (pod(gpu="1"), {}, None,
-         "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, "
-         "1 node(s) had taint {nvidia.com/gpu: present}, that the pod didn't tolerate."),
-        (pod(gpu="3", tolerations=[GPU_TOLERATION]), {}, None,
-         "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
-        (pod(gpu="1", tolerations=[GPU_TOLERATION]), {"gpu-node": {"nvidia.com/gpu": Decimal(2)}}, None,
-         "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
-        (pod(cpu="3"), {}, None,
-         "0/2 nodes are available: 1 Insufficient cpu, "
-         "1 node(s) had taint {nvidia.com/gpu: present}, that the pod didn't tolerate."),
+        (
+            pod(gpu="1"),
+            {},
+            None,
+            "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, "
+            "1 node(s) had taint {nvidia.com/gpu: present}, that the pod didn't tolerate.",
+        ),
+        (
+            pod(gpu="3", tolerations=[GPU_TOLERATION]),
+            {},
+            None,
+            "0/2 nodes are available: 2 Insufficient nvidia.com/gpu.",
+        ),
+        (
+            pod(gpu="1", tolerations=[GPU_TOLERATION]),
+            {"gpu-node": {"nvidia.com/gpu": Decimal(2)}},
+            None,
+            "0/2 nodes are available: 2 Insufficient nvidia.com/gpu.",
+        ),
+        (
+            pod(cpu="3"),
+            {},
+            None,
+            "0/2 nodes are available: 1 Insufficient cpu, "
+            "1 node(s) had taint {nvidia.com/gpu: present}, that the pod didn't tolerate.",
+        ),
         (pod(memory="5Gi", tolerations=[{"operator": "Exists"}]), {}, "gpu-node", ""),
-        (pod(selector={"component": "hub"}, tolerations=[{"operator": "Exists"}]), {}, None,
-         "0/2 nodes are available: 2 node(s) didn't match node selector."),
-        (pod(init={"cpu": "1500m"}, tolerations=[{"operator": "Exists"}]),
-         {"cpu-node": {"cpu": Decimal("1")}}, "gpu-node", ""),
+        (
+            pod(selector={"component": "hub"}, tolerations=[{"operator": "Exists"}]),
+            {},
+            None,
+            "0/2 nodes are available: 2 node(s) didn't match node selector.",
+        ),
+        (
+            pod(init={"cpu": "1500m"}, tolerations=[{"operator": "Exists"}]),
+            {"cpu-node": {"cpu": Decimal("1")}},
+            "gpu-node",
+            "",
+        ),
     ],
-    ids=["plain", "gpu-tolerated", "gpu-untolerated", "gpu-too-many", "gpu-exhausted", "cpu-too-big",
-         "memory-fits-gpu-node", "selector-mismatch", "init-container-request"],
+    ids=[
+        "plain",
+        "gpu-tolerated",
+        "gpu-untolerated",
+        "gpu-too-many",
+        "gpu-exhausted",
+        "cpu-too-big",
+        "memory-fits-gpu-node",
+        "selector-mismatch",
+        "init-container-request",
+    ],
 )
 def test_schedule(spec, used, node, message):
     decision = schedule(spec, [CPU, GPU], used)
@@ -93,20 +138,33 @@ def test_tolerations(toleration, expected):
 
 
 def test_node_affinity_expressions():
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}]}]}}}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
     gpu_labelled = NodeSpec("g", labels={"nvidia.com/gpu.present": "true"})
     spec = pod(affinity=affinity)
     assert schedule(spec, [gpu_labelled, CPU], {}).node == "cpu-node"
     assert schedule(spec, [gpu_labelled], {}).message == (
-        "0/1 nodes are available: 1 node(s) didn't match node selector.")
+        "0/1 nodes are available: 1 node(s) didn't match node selector."
+    )
 
 
 def test_volume_blocker():
     spec = {"volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-a"}}]}
     assert volume_blocker(spec, {}) == 'persistentvolumeclaim "claim-a" not found'
     assert volume_blocker(spec, {"claim-a": {"status": {"phase": "Pending"}}}) == (
-        "pod has unbound immediate PersistentVolumeClaims")
+        "pod has unbound immediate PersistentVolumeClaims"
+    )
     assert volume_blocker(spec, {"claim-a": {"status": {"phase": "Bound"}}}) is None
 
 
@@ -136,9 +194,15 @@ def test_root_mirrors_host_without_creating_mount_targets(tmp_path: Path):
 def test_bwrap_argv_orders_mounts_parent_first_and_keeps_env_off_the_command_line():
     argv = bwrap_argv(
         command=["jupyterhub-singleuser"],
-        mounts=[Mount("/home/jovyan/work", Path("/s/work")), Mount("/home/jovyan", Path("/s/home")),
-                Mount("/datasets/a", Path("/s/a"), read_only=True)],
-        hostname="jupyter-alice", workdir="/home/jovyan", run_as=(1000, 100), podnet_so=None,
+        mounts=[
+            Mount("/home/jovyan/work", Path("/s/work")),
+            Mount("/home/jovyan", Path("/s/home")),
+            Mount("/datasets/a", Path("/s/a"), read_only=True),
+        ],
+        hostname="jupyter-alice",
+        workdir="/home/jovyan",
+        run_as=(1000, 100),
+        podnet_so=None,
     )
     home, work = argv.index("/home/jovyan"), argv.index("/home/jovyan/work")
     assert home < work
@@ -150,17 +214,28 @@ def test_bwrap_argv_orders_mounts_parent_first_and_keeps_env_off_the_command_lin
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("$(A)-$(B)", "1-2"), ("$$(A)", "$(A)"), ("$(MISSING)", "$(MISSING)"), ("plain $A", "plain $A")],
+    [
+        ("$(A)-$(B)", "1-2"),
+        ("$$(A)", "$(A)"),
+        ("$(MISSING)", "$(MISSING)"),
+        ("plain $A", "plain $A"),
+    ],
 )
 def test_expand(value, expected):
     assert expand(value, {"A": "1", "B": "2"}) == expected
 
 
 def _pv(capacity="1Gi", modes=("ReadWriteOnce",), storage_class="", labels=None, claimed=False):
-    return {"metadata": {"name": "pv", "labels": labels or {}},
-            "spec": {"capacity": {"storage": capacity}, "accessModes": list(modes),
-                     "storageClassName": storage_class, **({"claimRef": {"uid": "x"}} if claimed else {})},
-            "status": {"phase": "Available"}}
+    return {
+        "metadata": {"name": "pv", "labels": labels or {}},
+        "spec": {
+            "capacity": {"storage": capacity},
+            "accessModes": list(modes),
+            "storageClassName": storage_class,
+            **({"claimRef": {"uid": "x"}} if claimed else {}),
+        },
+        "status": {"phase": "Available"},
+    }
 
 
 def _claim(size="1Gi", modes=("ReadWriteOnce",), storage_class=None, selector=None):

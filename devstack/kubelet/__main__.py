@@ -34,11 +34,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.kubelet", description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--context", default=None, help="kubeconfig context (default: current)")
-    parser.add_argument("--config", type=Path, required=True, help="nodes and kubelet settings (YAML)")
+    parser.add_argument(
+        "--config", type=Path, required=True, help="nodes and kubelet settings (YAML)"
+    )
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args()
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     asyncio.run(_main(args))
 

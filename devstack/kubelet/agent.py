@@ -42,8 +42,9 @@ class LocalKubelet:
         self.api = api
         self.nodes: dict[str, NodeSpec] = {node.name: node for node in config.nodes}
         digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
-        self.layout = VolumeLayout(state_dir=state_dir.resolve(),
-                                   memory_dir=Path("/dev/shm") / f"devstack-{digest}")
+        self.layout = VolumeLayout(
+            state_dir=state_dir.resolve(), memory_dir=Path("/dev/shm") / f"devstack-{digest}"
+        )
         self.ips = PodIPPool(config.pod_network)
         self.kubelet_events = EventRecorder(api, "kubelet")
         self.scheduler_events = EventRecorder(api, "default-scheduler")
@@ -60,6 +61,12 @@ class LocalKubelet:
         self._schedule_wakeup = asyncio.Event()
         self._last_failure: dict[str, tuple[str, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+
+    def _in_background(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- nodes ------------------------------------------------------------------------------------
 
@@ -69,30 +76,64 @@ class LocalKubelet:
                 "apiVersion": "v1",
                 "kind": "Node",
                 "metadata": {"name": node.name, "labels": node.all_labels},
-                "spec": {"taints": [t.to_api() for t in node.taints], "unschedulable": node.unschedulable},
+                "spec": {
+                    "taints": [t.to_api() for t in node.taints],
+                    "unschedulable": node.unschedulable,
+                },
             }
             try:
                 await self.api.post("/api/v1/nodes", body)
             except ApiError as error:
                 if error.status != 409:
                     raise
-                await self.api.patch(f"/api/v1/nodes/{node.name}",
-                                     {"metadata": {"labels": node.all_labels}, "spec": body["spec"]})
-            capacity = {name: str(value) for name, value in {
-                "cpu": "4", "memory": "8Gi", "pods": "110", **node.capacity}.items()}
-            await self.api.patch(f"/api/v1/nodes/{node.name}/status", {"status": {
-                "capacity": capacity,
-                "allocatable": capacity,
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                              {"type": "Hostname", "address": node.name}],
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                await self.api.patch(
+                    f"/api/v1/nodes/{node.name}",
+                    {"metadata": {"labels": node.all_labels}, "spec": body["spec"]},
+                )
+            capacity = {
+                name: str(value)
+                for name, value in {
+                    "cpu": "4",
+                    "memory": "8Gi",
+                    "pods": "110",
+                    **node.capacity,
+                }.items()
+            }
+            await self.api.patch(
+                f"/api/v1/nodes/{node.name}/status",
+                {
+                    "status": {
+                        "capacity": capacity,
+                        "allocatable": capacity,
+                        "addresses": [
+                            {"type": "InternalIP", "address": "127.0.0.1"},
+                            {"type": "Hostname", "address": node.name},
+                        ],
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "True",
+                                "reason": "KubeletReady",
                                 "message": "devstack local kubelet is posting ready status",
-                                "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
-                "nodeInfo": {"kubeletVersion": "v1.20.2-devstack", "kubeProxyVersion": "",
-                             "operatingSystem": "linux", "architecture": "amd64",
-                             "containerRuntimeVersion": "bwrap://0.8", "osImage": "devstack",
-                             "kernelVersion": "", "machineID": "", "systemUUID": "", "bootID": ""},
-            }})
+                                "lastHeartbeatTime": now(),
+                                "lastTransitionTime": now(),
+                            }
+                        ],
+                        "nodeInfo": {
+                            "kubeletVersion": "v1.20.2-devstack",
+                            "kubeProxyVersion": "",
+                            "operatingSystem": "linux",
+                            "architecture": "amd64",
+                            "containerRuntimeVersion": "bwrap://0.8",
+                            "osImage": "devstack",
+                            "kernelVersion": "",
+                            "machineID": "",
+                            "systemUUID": "",
+                            "bootID": "",
+                        },
+                    }
+                },
+            )
 
     # -- watches ----------------------------------------------------------------------------------
 
@@ -103,7 +144,7 @@ class LocalKubelet:
             self._last_failure.pop(uid, None)
             worker = self.workers.pop(uid, None)
             if worker is not None:  # force-deleted while running: stop it now
-                asyncio.create_task(worker.terminate(min(_grace(pod), 5.0)))
+                self._in_background(worker.terminate(min(_grace(pod), 5.0)))
             self.kubelet_events.forget(uid)
             self.scheduler_events.forget(uid)
             self._schedule_wakeup.set()
@@ -120,12 +161,18 @@ class LocalKubelet:
             if worker is None:
                 await self._finish_deletion(pod)
             else:
-                asyncio.create_task(self._terminate_and_delete(worker, pod))
+                self._in_background(self._terminate_and_delete(worker, pod))
             return
         if uid not in self.workers and (pod.get("status") or {}).get("phase") not in TERMINAL:
             worker = PodWorker(
-                pod, api=self.api, config=self.config, layout=self.layout, ips=self.ips,
-                recorder=self.kubelet_events, podnet_so=self.podnet_so, bwrap=self.bwrap,
+                pod,
+                api=self.api,
+                config=self.config,
+                layout=self.layout,
+                ips=self.ips,
+                recorder=self.kubelet_events,
+                podnet_so=self.podnet_so,
+                bwrap=self.bwrap,
                 on_finished=self._worker_finished,
             )
             self.workers[uid] = worker
@@ -172,11 +219,15 @@ class LocalKubelet:
                 await asyncio.wait_for(self._schedule_wakeup.wait(), SCHEDULE_RETRY)
             self._schedule_wakeup.clear()
             pending = sorted(
-                (p for p in self.pods.values()
-                 if not p["spec"].get("nodeName")
-                 and p["spec"].get("schedulerName", "default-scheduler") in self.config.scheduler_names
-                 and not p["metadata"].get("deletionTimestamp")
-                 and (p.get("status") or {}).get("phase", "Pending") == "Pending"),
+                (
+                    p
+                    for p in self.pods.values()
+                    if not p["spec"].get("nodeName")
+                    and p["spec"].get("schedulerName", "default-scheduler")
+                    in self.config.scheduler_names
+                    and not p["metadata"].get("deletionTimestamp")
+                    and (p.get("status") or {}).get("phase", "Pending") == "Pending"
+                ),
                 key=lambda p: p["metadata"]["creationTimestamp"],
             )
             for pod in pending:
@@ -188,7 +239,9 @@ class LocalKubelet:
 
     async def _schedule_one(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        claims = {name: claim for (ns, name), claim in self.claims.items() if ns == meta["namespace"]}
+        claims = {
+            name: claim for (ns, name), claim in self.claims.items() if ns == meta["namespace"]
+        }
         blocker = volume_blocker(pod["spec"], claims)
         if blocker:
             message = f"0/{len(self.nodes)} nodes are available: {len(self.nodes)} {blocker}."
@@ -200,13 +253,19 @@ class LocalKubelet:
             return
         await self.api.post(
             f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding",
-            {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"], "uid": meta["uid"]},
-             "target": {"apiVersion": "v1", "kind": "Node", "name": decision.node}},
+            {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": meta["name"], "uid": meta["uid"]},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": decision.node},
+            },
         )
         pod["spec"]["nodeName"] = decision.node  # count it until the watch reports the binding
         self._last_failure.pop(meta["uid"], None)
         await self.scheduler_events.record(
-            pod, "Normal", "Scheduled",
+            pod,
+            "Normal",
+            "Scheduled",
             f"Successfully assigned {meta['namespace']}/{meta['name']} to {decision.node}",
         )
 
@@ -220,9 +279,20 @@ class LocalKubelet:
         with contextlib.suppress(ApiError):
             await self.api.patch(
                 f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-                {"status": {"conditions": [{"type": "PodScheduled", "status": "False",
-                                            "reason": "Unschedulable", "message": message,
-                                            "lastProbeTime": None, "lastTransitionTime": now()}]}},
+                {
+                    "status": {
+                        "conditions": [
+                            {
+                                "type": "PodScheduled",
+                                "status": "False",
+                                "reason": "Unschedulable",
+                                "message": message,
+                                "lastProbeTime": None,
+                                "lastTransitionTime": now(),
+                            }
+                        ]
+                    }
+                },
             )
         await self.scheduler_events.record(pod, "Warning", "FailedScheduling", message)
 
@@ -236,11 +306,18 @@ class LocalKubelet:
             log.warning("watch %s interrupted: %s; listing again", path, error)
 
         self._tasks = [
-            asyncio.create_task(informer(self.api, "/api/v1/persistentvolumeclaims", self.on_claim,
-                                         on_error=report)),
+            asyncio.create_task(
+                informer(self.api, "/api/v1/persistentvolumeclaims", self.on_claim, on_error=report)
+            ),
             asyncio.create_task(informer(self.api, "/api/v1/pods", self.on_pod, on_error=report)),
-            asyncio.create_task(informer(self.api, "/api/v1/namespaces",
-                                         self.finalizer.namespace_changed, on_error=report)),
+            asyncio.create_task(
+                informer(
+                    self.api,
+                    "/api/v1/namespaces",
+                    self.finalizer.namespace_changed,
+                    on_error=report,
+                )
+            ),
             asyncio.create_task(self.schedule_loop()),
         ]
         log.info("local kubelet running nodes %s", ", ".join(self.nodes))
@@ -250,8 +327,9 @@ class LocalKubelet:
         """Stop every pod (a node going away) and the background tasks."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*(w.terminate(min(grace, _grace(w.pod))) for w in self.workers.values()),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(w.terminate(min(grace, _grace(w.pod))) for w in self.workers.values()),
+            return_exceptions=True,
+        )
         self.workers.clear()
         shutil.rmtree(self.layout.memory_dir, ignore_errors=True)
-

@@ -77,7 +77,9 @@ class KubeletConfig:
     """
 
     nodes: list[NodeSpec]
-    pod_network: ipaddress.IPv4Network = ipaddress.IPv4Network("127.0.0.0/16")
+    pod_network: ipaddress.IPv4Network = field(
+        default_factory=lambda: ipaddress.IPv4Network("127.0.0.0/16")
+    )
     scheduler_names: tuple[str, ...] = DEFAULT_SCHEDULERS
     container_path: str = f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin"
     image_env: dict[str, str] = field(
@@ -94,7 +96,9 @@ class KubeletConfig:
         if "pod_network" in data:
             config.pod_network = ipaddress.IPv4Network(data["pod_network"])
             if not config.pod_network.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
-                raise ValueError("pod_network must be a loopback range (pods share the host network)")
+                raise ValueError(
+                    "pod_network must be a loopback range (pods share the host network)"
+                )
         if "scheduler_names" in data:
             config.scheduler_names = tuple(data["scheduler_names"])
         config.image_env.update({str(k): str(v) for k, v in (data.get("image_env") or {}).items()})

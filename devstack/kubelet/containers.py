@@ -51,7 +51,9 @@ class ContainerProcess:
         if self.command_pid is not None:
             return self.command_pid
         try:
-            children = Path(f"/proc/{self.child_pid}/task/{self.child_pid}/children").read_text().split()
+            children = (
+                Path(f"/proc/{self.child_pid}/task/{self.child_pid}/children").read_text().split()
+            )
         except OSError:
             return None
         return int(children[0]) if children else None
@@ -145,7 +147,7 @@ async def launch(
                 stderr=log,
                 pass_fds=(write_end,),
                 start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl before exec
+                preexec_fn=die_with_parent,  # only prctl before exec
             )
     finally:
         os.close(write_end)
@@ -155,7 +157,11 @@ async def launch(
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
         raise StartError("; ".join(tail) or f"sandbox exited with {process.returncode}")
     container = ContainerProcess(
-        name=name, process=process, child_pid=info["child-pid"], run_as=run_as, env=dict(env),
+        name=name,
+        process=process,
+        child_pid=info["child-pid"],
+        run_as=run_as,
+        env=dict(env),
         log_path=log_path,
     )
     # The reaper forks the command right after reporting; hooks must enter the command's view.

@@ -53,9 +53,9 @@ class VolumeBinder:
             try:
                 if kind == "DELETED":
                     await self._release(claim)
-                elif (claim.get("status") or {}).get("phase") != "Bound" and not claim["metadata"].get(
-                    "deletionTimestamp"
-                ):
+                elif (claim.get("status") or {}).get("phase") != "Bound" and not claim[
+                    "metadata"
+                ].get("deletionTimestamp"):
                     await self._bind(claim)
             except ApiError as error:
                 log.warning("claim %s: %s", claim["metadata"]["name"], error)
@@ -74,24 +74,45 @@ class VolumeBinder:
             )
             volume = candidates[0] if candidates else await self._provision(claim)
         claim_ref = {
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "name": meta["name"],
-            "namespace": meta["namespace"], "uid": meta["uid"],
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
         }
-        await self.api.patch(f"/api/v1/persistentvolumes/{volume['metadata']['name']}",
-                             {"spec": {"claimRef": claim_ref}})
-        await self.api.patch(f"/api/v1/persistentvolumes/{volume['metadata']['name']}/status",
-                             {"status": {"phase": "Bound"}})
+        await self.api.patch(
+            f"/api/v1/persistentvolumes/{volume['metadata']['name']}",
+            {"spec": {"claimRef": claim_ref}},
+        )
+        await self.api.patch(
+            f"/api/v1/persistentvolumes/{volume['metadata']['name']}/status",
+            {"status": {"phase": "Bound"}},
+        )
         base = f"/api/v1/namespaces/{meta['namespace']}/persistentvolumeclaims/{meta['name']}"
-        await self.api.patch(base, {
-            "metadata": {"annotations": {"pv.kubernetes.io/bind-completed": "yes",
-                                         "pv.kubernetes.io/bound-by-controller": "yes"}},
-            "spec": {"volumeName": volume["metadata"]["name"]},
-        }, MERGE_PATCH)
-        await self.api.patch(f"{base}/status", {"status": {
-            "phase": "Bound",
-            "accessModes": volume["spec"].get("accessModes") or claim["spec"].get("accessModes"),
-            "capacity": volume["spec"].get("capacity") or {},
-        }})
+        await self.api.patch(
+            base,
+            {
+                "metadata": {
+                    "annotations": {
+                        "pv.kubernetes.io/bind-completed": "yes",
+                        "pv.kubernetes.io/bound-by-controller": "yes",
+                    }
+                },
+                "spec": {"volumeName": volume["metadata"]["name"]},
+            },
+            MERGE_PATCH,
+        )
+        await self.api.patch(
+            f"{base}/status",
+            {
+                "status": {
+                    "phase": "Bound",
+                    "accessModes": volume["spec"].get("accessModes")
+                    or claim["spec"].get("accessModes"),
+                    "capacity": volume["spec"].get("capacity") or {},
+                }
+            },
+        )
 
     async def _provision(self, claim: dict[str, Any]) -> dict[str, Any]:
         name = f"pvc-{claim['metadata']['uid']}"
@@ -99,7 +120,10 @@ class VolumeBinder:
         body = {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
-            "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
+            "metadata": {
+                "name": name,
+                "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER},
+            },
             "spec": {
                 "capacity": {"storage": requested},
                 "accessModes": claim["spec"].get("accessModes") or ["ReadWriteOnce"],
@@ -122,17 +146,32 @@ class VolumeBinder:
                 continue
             name = volume["metadata"]["name"]
             annotations = volume["metadata"].get("annotations") or {}
-            if (volume["spec"].get("persistentVolumeReclaimPolicy") == "Delete"
-                    and annotations.get("pv.kubernetes.io/provisioned-by") == PROVISIONER):
+            if (
+                volume["spec"].get("persistentVolumeReclaimPolicy") == "Delete"
+                and annotations.get("pv.kubernetes.io/provisioned-by") == PROVISIONER
+            ):
                 await self.api.delete(f"/api/v1/persistentvolumes/{name}")
-                shutil.rmtree(self.layout.host_path(volume["spec"]["hostPath"]["path"]), ignore_errors=True)
+                shutil.rmtree(
+                    self.layout.host_path(volume["spec"]["hostPath"]["path"]), ignore_errors=True
+                )
             else:
-                await self.api.patch(f"/api/v1/persistentvolumes/{name}/status",
-                                     {"status": {"phase": "Released"}})
+                await self.api.patch(
+                    f"/api/v1/persistentvolumes/{name}/status", {"status": {"phase": "Released"}}
+                )
 
 
-NAMESPACED_CORE = ("pods", "persistentvolumeclaims", "secrets", "configmaps", "services",
-                   "serviceaccounts", "endpoints", "events", "limitranges", "resourcequotas")
+NAMESPACED_CORE = (
+    "pods",
+    "persistentvolumeclaims",
+    "secrets",
+    "configmaps",
+    "services",
+    "serviceaccounts",
+    "endpoints",
+    "events",
+    "limitranges",
+    "resourcequotas",
+)
 
 
 class NamespaceFinalizer:
@@ -141,6 +180,7 @@ class NamespaceFinalizer:
     def __init__(self, api: KubeAPI) -> None:
         self.api = api
         self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def namespace_changed(self, kind: str, namespace: dict[str, Any]) -> None:
         name = namespace["metadata"]["name"]
@@ -149,7 +189,9 @@ class NamespaceFinalizer:
         if name in self._busy:
             return
         self._busy.add(name)
-        asyncio.create_task(self._finalize(name), name=f"finalize namespace {name}")
+        task = asyncio.create_task(self._finalize(name), name=f"finalize namespace {name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _finalize(self, name: str) -> None:
         try:

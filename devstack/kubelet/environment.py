@@ -78,7 +78,8 @@ class ObjectCache:
                 self._objects[key] = None
             elif kind == "secret":
                 self._objects[key] = {
-                    k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()
+                    k: base64.b64decode(v).decode(errors="replace")
+                    for k, v in (obj.get("data") or {}).items()
                 }
             else:
                 self._objects[key] = dict(obj.get("data") or {})
@@ -94,7 +95,9 @@ class ObjectCache:
         if ref["key"] not in data:
             if ref.get("optional"):
                 return None
-            raise ContainerConfigError(f"couldn't find key {ref['key']} in {label} {self.namespace}/{ref['name']}")
+            raise ContainerConfigError(
+                f"couldn't find key {ref['key']} in {label} {self.namespace}/{ref['name']}"
+            )
         return data[ref["key"]]
 
 
@@ -118,7 +121,9 @@ async def container_env(
             if data is None:
                 if ref.get("optional"):
                     continue
-                raise ContainerConfigError(f'{"secret" if kind == "secret" else "configmap"} "{ref["name"]}" not found')
+                raise ContainerConfigError(
+                    f'{"secret" if kind == "secret" else "configmap"} "{ref["name"]}" not found'
+                )
             env.update({prefix + k: v for k, v in data.items()})
     for variable in container.get("env") or ():
         name = variable["name"]
@@ -144,7 +149,12 @@ async def container_env(
 
 def command_line(container: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
     """command + args with $(VAR) expansion; images have no ENTRYPOINT here, so args alone run."""
-    argv = [expand(part, env) for part in (container.get("command") or []) + (container.get("args") or [])]
+    argv = [
+        expand(part, env)
+        for part in (container.get("command") or []) + (container.get("args") or [])
+    ]
     if not argv:
-        raise ContainerConfigError("no command specified (images of the local kubelet have no entrypoint)")
+        raise ContainerConfigError(
+            "no command specified (images of the local kubelet have no entrypoint)"
+        )
     return argv

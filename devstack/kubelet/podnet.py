@@ -61,7 +61,11 @@ class PodIPPool:
         wanted = list(ports)
         for candidate in self.network.hosts():
             address = str(candidate)
-            if candidate in self._reserved or address in self.in_use or candidate.packed[-1] in (0, 255):
+            if (
+                candidate in self._reserved
+                or address in self.in_use
+                or candidate.packed[-1] in (0, 255)
+            ):
                 continue
             if _bindable(address, wanted):
                 self.in_use.add(address)

@@ -85,7 +85,9 @@ class PodWorker:
         return f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._lifecycle(), name=f"pod {self.namespace}/{self.name}")
+        self._task = asyncio.create_task(
+            self._lifecycle(), name=f"pod {self.namespace}/{self.name}"
+        )
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -95,8 +97,13 @@ class PodWorker:
         if message:
             state["message"] = message
         return {
-            "name": container["name"], "image": container.get("image", ""), "imageID": "",
-            "ready": False, "restartCount": 0, "started": False, "state": {"waiting": state},
+            "name": container["name"],
+            "image": container.get("image", ""),
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "started": False,
+            "state": {"waiting": state},
         }
 
     def _set_running(self, container: dict[str, Any], process: ContainerProcess) -> None:
@@ -107,7 +114,9 @@ class PodWorker:
             state={"running": {"startedAt": process.started_at}},
         )
 
-    def _set_terminated(self, name: str, process: ContainerProcess, reason: str | None = None) -> None:
+    def _set_terminated(
+        self, name: str, process: ContainerProcess, reason: str | None = None
+    ) -> None:
         code = process.exit_code if process.exit_code is not None else 137
         self.statuses[name].update(
             ready=False,
@@ -138,8 +147,12 @@ class PodWorker:
             self.statuses[name]["ready"] = name in self.ready
 
         def condition(kind: str, true: bool) -> dict[str, Any]:
-            return {"type": kind, "status": "True" if true else "False", "lastProbeTime": None,
-                    "lastTransitionTime": self.start_time}
+            return {
+                "type": kind,
+                "status": "True" if true else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": self.start_time,
+            }
 
         status: dict[str, Any] = {
             "phase": self.phase,
@@ -169,8 +182,9 @@ class PodWorker:
             if error.status != 404:
                 log.warning("status of %s/%s not written: %s", self.namespace, self.name, error)
 
-    async def event(self, kind: str, reason: str, message: str, container: str | None = None,
-                    init: bool = False) -> None:
+    async def event(
+        self, kind: str, reason: str, message: str, container: str | None = None, init: bool = False
+    ) -> None:
         field_path = None
         if container:
             field_path = f"spec.{'initContainers' if init else 'containers'}{{{container}}}"
@@ -240,27 +254,39 @@ class PodWorker:
             message = f'Failed to pull image "{image}": rpc error: code = NotFound desc = {image}: not found'
             await self.event("Warning", "Failed", message, name, init)
             await self.event("Warning", "Failed", "Error: ErrImagePull", name, init)
-            self.statuses[name]["state"] = {"waiting": {"reason": "ImagePullBackOff",
-                                                        "message": f'Back-off pulling image "{image}"'}}
+            self.statuses[name]["state"] = {
+                "waiting": {
+                    "reason": "ImagePullBackOff",
+                    "message": f'Back-off pulling image "{image}"',
+                }
+            }
             await self.publish()
             raise ContainerConfigError(f'Back-off pulling image "{image}"')
-        await self.event("Normal", "Pulled", f'Container image "{image}" already present on machine',
-                         name, init)
+        await self.event(
+            "Normal", "Pulled", f'Container image "{image}" already present on machine', name, init
+        )
 
-    async def _start(self, container: dict[str, Any], dirs: dict[str, tuple[Path, bool]],
-                     init: bool) -> ContainerProcess:
+    async def _start(
+        self, container: dict[str, Any], dirs: dict[str, tuple[Path, bool]], init: bool
+    ) -> ContainerProcess:
         name = container["name"]
 
         async def prepare() -> tuple[list[str], dict[str, str]]:
             await self._pull(container, init)
             assert self.pod_ip is not None
             try:
-                env = await container_env(self.api, self.pod, container, self.pod_ip,
-                                          {"PATH": self.config.container_path, **self.config.image_env})
+                env = await container_env(
+                    self.api,
+                    self.pod,
+                    container,
+                    self.pod_ip,
+                    {"PATH": self.config.container_path, **self.config.image_env},
+                )
                 return command_line(container, env), env
             except ContainerConfigError as error:
-                self.statuses[name]["state"] = {"waiting": {"reason": "CreateContainerConfigError",
-                                                            "message": str(error)}}
+                self.statuses[name]["state"] = {
+                    "waiting": {"reason": "CreateContainerConfigError", "message": str(error)}
+                }
                 await self.publish()
                 raise
 
@@ -271,8 +297,13 @@ class PodWorker:
         except MountError as error:
             raise PodFailed(str(error)) from error
         sandbox = bwrap_argv(
-            command=argv, mounts=mounts, hostname=self.name[:63], workdir=container.get("workingDir"),
-            run_as=run_as, podnet_so=self.podnet_so, info_fd=-1,
+            command=argv,
+            mounts=mounts,
+            hostname=self.name[:63],
+            workdir=container.get("workingDir"),
+            run_as=run_as,
+            podnet_so=self.podnet_so,
+            info_fd=-1,
         )
         sandbox = [self.bwrap if arg == "bwrap" else arg for arg in sandbox]
         sandbox[sandbox.index("--info-fd") + 1] = INFO_FD
@@ -295,9 +326,11 @@ class PodWorker:
             return
         code, output = await process.exec(command, HOOK_TIMEOUT)
         if code != 0:
-            message = f"Exec lifecycle hook ({command}) for Container \"{container['name']}\" in Pod " \
-                      f"\"{self.name}_{self.namespace}({self.uid})\" failed - error: command exited " \
-                      f"with {code}, message: {output.strip()!r}"
+            message = (
+                f'Exec lifecycle hook ({command}) for Container "{container["name"]}" in Pod '
+                f'"{self.name}_{self.namespace}({self.uid})" failed - error: command exited '
+                f"with {code}, message: {output.strip()!r}"
+            )
             await self.event("Warning", "FailedPostStartHook", message, container["name"])
             raise PodFailed(f"postStart hook of {container['name']} failed")
 
@@ -309,8 +342,11 @@ class PodWorker:
                 name = waits.pop(finished)
                 self._set_terminated(name, self.running.pop(name))
             if not waits:
-                codes = [s["state"]["terminated"]["exitCode"] for s in self.statuses.values()
-                         if "terminated" in s["state"]]
+                codes = [
+                    s["state"]["terminated"]["exitCode"]
+                    for s in self.statuses.values()
+                    if "terminated" in s["state"]
+                ]
                 self.phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
             await self.publish()
 
@@ -336,7 +372,9 @@ class PodWorker:
         for name, process in list(self.running.items()):
             if process.process.returncode is None:
                 await self.event("Normal", "Killing", f"Stopping container {name}", name)
-                command = _exec_command(((containers.get(name) or {}).get("lifecycle") or {}).get("preStop"))
+                command = _exec_command(
+                    ((containers.get(name) or {}).get("lifecycle") or {}).get("preStop")
+                )
                 if command:
                     await process.exec(command, max(deadline - loop.time(), 0.1))
         await asyncio.gather(

@@ -39,7 +39,11 @@ def _ancestors(targets: Iterable[str]) -> set[str]:
 
 
 def _mirror(
-    host_root: Path, relative: PurePosixPath, keep_out: set[str], ancestors: set[str], args: list[str]
+    host_root: Path,
+    relative: PurePosixPath,
+    keep_out: set[str],
+    ancestors: set[str],
+    args: list[str],
 ) -> None:
     """Bind the entries of ``/relative`` read-only, recursing into mount-target ancestors."""
     try:
@@ -86,15 +90,26 @@ def bwrap_argv(
     where every ``ps`` would show its tokens); only the pod-network shim is added here.
     """
     ordered = sorted(mounts, key=lambda m: m.depth)
-    args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--cap-drop", "ALL", "--hostname", hostname]
+    args = [
+        "bwrap",
+        "--die-with-parent",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        hostname,
+    ]
     if run_as is not None:
         uid, gid = run_as
         args += ["--unshare-user", "--uid", str(uid), "--gid", str(gid)]
     if info_fd is not None:
         args += ["--info-fd", str(info_fd)]
-    args += root_args([m.target for m in ordered if not m.target.startswith(("/tmp/", "/dev/"))],
-                      host_root)
+    args += root_args(
+        [m.target for m in ordered if not m.target.startswith(("/tmp/", "/dev/"))], host_root
+    )
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/run"]
     for mount in ordered:
         if mount.source is None:
@@ -102,7 +117,14 @@ def bwrap_argv(
         else:
             args += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
     if podnet_so is not None:
-        args += ["--ro-bind", str(podnet_so), PODNET_TARGET, "--setenv", "LD_PRELOAD", PODNET_TARGET]
+        args += [
+            "--ro-bind",
+            str(podnet_so),
+            PODNET_TARGET,
+            "--setenv",
+            "LD_PRELOAD",
+            PODNET_TARGET,
+        ]
     if workdir:
         args += ["--chdir", workdir]
     args += ["--", *command]

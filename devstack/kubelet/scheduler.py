@@ -90,12 +90,9 @@ def matches_node(spec: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     for key, value in (spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return False
-    required = (
-        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution"
-        )
-        or {}
-    )
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms") or []
     if not terms:
         return True
@@ -115,7 +112,9 @@ def fit_failures(spec: Mapping[str, Any], node: NodeSpec, used: Mapping[str, Dec
         if taint.effect in ("NoSchedule", "NoExecute") and not tolerates(
             spec.get("tolerations") or (), taint
         ):
-            return [f"node(s) had taint {{{taint.key}: {taint.value}}}, that the pod didn't tolerate"]
+            return [
+                f"node(s) had taint {{{taint.key}: {taint.value}}}, that the pod didn't tolerate"
+            ]
     if not matches_node(spec, node.all_labels):
         return ["node(s) didn't match node selector"]
     allocatable = node.allocatable
@@ -141,7 +140,9 @@ def _free_share(node: NodeSpec, used: Mapping[str, Decimal], extra: Resources) -
     for name in ("cpu", "memory"):
         total = allocatable.get(name, Decimal(0))
         if total > 0:
-            shares.append((total - used.get(name, Decimal(0)) - extra.get(name, Decimal(0))) / total)
+            shares.append(
+                (total - used.get(name, Decimal(0)) - extra.get(name, Decimal(0))) / total
+            )
     return sum(shares, Decimal(0)) / len(shares) if shares else Decimal(0)
 
 
@@ -159,7 +160,9 @@ def schedule(
     if not fitting:
         return Decision(None, unschedulable_message(len(nodes), failures))
     requests = pod_requests(spec)
-    best = min(fitting, key=lambda n: (-_free_share(n, used_by_node.get(n.name, {}), requests), n.name))
+    best = min(
+        fitting, key=lambda n: (-_free_share(n, used_by_node.get(n.name, {}), requests), n.name)
+    )
     return Decision(best.name)
 
 

@@ -49,7 +49,9 @@ class VolumeLayout:
 
     @staticmethod
     def _under(root: Path, path: str) -> Path:
-        relative = PurePosixPath(path).relative_to("/") if path.startswith("/") else PurePosixPath(path)
+        relative = (
+            PurePosixPath(path).relative_to("/") if path.startswith("/") else PurePosixPath(path)
+        )
         if ".." in relative.parts:
             raise MountError(f"path {path!r} may not contain '..'")
         return root / relative
@@ -86,8 +88,12 @@ def _write_items(
         os.chmod(file, mode if mode is not None else default_mode)
 
 
-async def _persistent_volume_source(api: KubeAPI, namespace: str, claim_name: str) -> dict[str, Any]:
-    claim = await api.get_or_none(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim_name}")
+async def _persistent_volume_source(
+    api: KubeAPI, namespace: str, claim_name: str
+) -> dict[str, Any]:
+    claim = await api.get_or_none(
+        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim_name}"
+    )
     if claim is None:
         raise MountError(f'persistentvolumeclaim "{claim_name}" not found')
     volume_name = claim["spec"].get("volumeName")
@@ -105,7 +111,10 @@ def _source_dir(layout: VolumeLayout, source: dict[str, Any], name: str) -> tupl
         spec = source["hostPath"]
         path = layout.host_path(spec["path"])
         kind = spec.get("type") or ""
-        if kind in ("Directory", "File", "Socket", "CharDevice", "BlockDevice") and not path.exists():
+        if (
+            kind in ("Directory", "File", "Socket", "CharDevice", "BlockDevice")
+            and not path.exists()
+        ):
             raise MountError(f"hostPath type check failed: {spec['path']} is not a {kind.lower()}")
         if kind == "FileOrCreate":
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +135,9 @@ def _source_dir(layout: VolumeLayout, source: dict[str, Any], name: str) -> tupl
     raise MountError(f"volume {name!r}: source {kinds} is not supported by the local kubelet")
 
 
-async def volume_dirs(api: KubeAPI, layout: VolumeLayout, pod: dict[str, Any]) -> dict[str, tuple[Path, bool]]:
+async def volume_dirs(
+    api: KubeAPI, layout: VolumeLayout, pod: dict[str, Any]
+) -> dict[str, tuple[Path, bool]]:
     """Every volume of ``pod`` as (host directory, read-only) — secrets and config maps written out."""
     meta = pod["metadata"]
     namespace, uid = meta["namespace"], meta["uid"]
@@ -152,7 +163,9 @@ async def volume_dirs(api: KubeAPI, layout: VolumeLayout, pod: dict[str, Any]) -
     return resolved
 
 
-async def _materialize(api: KubeAPI, layout: VolumeLayout, pod: dict[str, Any], volume: dict[str, Any]) -> Path:
+async def _materialize(
+    api: KubeAPI, layout: VolumeLayout, pod: dict[str, Any], volume: dict[str, Any]
+) -> Path:
     namespace = pod["metadata"]["namespace"]
     if "secret" in volume:
         spec = volume["secret"]
@@ -164,7 +177,9 @@ async def _materialize(api: KubeAPI, layout: VolumeLayout, pod: dict[str, Any], 
         kind, object_name = "configmap", spec["name"]
         obj = await api.get_or_none(f"/api/v1/namespaces/{namespace}/configmaps/{object_name}")
         data = {k: v.encode() for k, v in ((obj or {}).get("data") or {}).items()}
-        data.update({k: base64.b64decode(v) for k, v in ((obj or {}).get("binaryData") or {}).items()})
+        data.update(
+            {k: base64.b64decode(v) for k, v in ((obj or {}).get("binaryData") or {}).items()}
+        )
     if obj is None and not spec.get("optional"):
         raise MountError(f'{kind} "{object_name}" not found')
     target = layout.pod_dir(pod["metadata"]["uid"]) / "volumes" / volume["name"]

@@ -1,0 +1,66 @@
+"""``python -m devstack demo --state-dir .demo``: run the test ground in the foreground.
+
+Ctrl-C or SIGTERM stops every process it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .ground import DEFAULT_NODES, TestGround
+
+
+def demo(state_dir: Path, nodes: Path) -> int:
+    # A plain flag: a handler must not take locks (Event.set() would, and deadlock on a second signal).
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    print(f"Starting the test ground in {state_dir} ...", flush=True)
+    ground = TestGround(state_dir, nodes_file=nodes).start()
+    try:
+        print(
+            "\n".join(
+                [
+                    "",
+                    "primehub_spawner test ground is running.",
+                    f"  Kubernetes API   {ground.cluster.server}  (kube-apiserver v1.20.2, real)",
+                    f"  kubeconfig       {ground.kubeconfig}",
+                    f"  local kubelet    nodes from {nodes}",
+                    f"  logs             {ground.cluster.logs}",
+                    "",
+                    f"  export KUBECONFIG={ground.kubeconfig}; kubectl get nodes",
+                    "",
+                    "Press Ctrl-C to stop everything.",
+                ]
+            ),
+            flush=True,
+        )
+        while not stopping:
+            time.sleep(0.2)
+            if not ground.cluster.running() or not (ground.kubelet and ground.kubelet.alive()):
+                print("A test-ground process died; see the logs above. Stopping.", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        print("Stopping ...", flush=True)
+        leftovers = ground.stop()
+        if leftovers:
+            print(f"Killed processes that outlived the stack: {leftovers}", file=sys.stderr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("demo", help="run the test ground in the foreground")
+    run.add_argument("--state-dir", type=Path, default=Path(".demo"))
+    run.add_argument("--nodes", type=Path, default=DEFAULT_NODES, help="fake nodes (YAML)")
+    args = parser.parse_args()
+    return demo(args.state_dir, args.nodes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""JupyterHub configuration for primehub_spawner: the file deployments start from.
+
+    jupyterhub -f jupyterhub_config.py
+
+Every setting that differs between a cluster and a laptop comes from an environment variable, so the
+same file serves a Kubernetes deployment (variables set by the chart) and the local demo
+(`make demo` sets them). Settings of the plugin's own classes are documented in their traits.
+"""
+
+import os
+
+c = get_config()  # noqa: F821 - injected by JupyterHub's config loader
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name, "")
+    return value if value else default
+
+
+# -- the hub process ---------------------------------------------------------------------------
+c.JupyterHub.bind_url = env("HUB_PUBLIC_URL", "http://0.0.0.0:8000/")
+c.JupyterHub.hub_bind_url = env("HUB_INTERNAL_URL", "http://0.0.0.0:8081")
+if env("HUB_CONNECT_URL"):
+    c.JupyterHub.hub_connect_url = env("HUB_CONNECT_URL")
+c.JupyterHub.db_url = env("HUB_DB_URL", "sqlite:///jupyterhub.sqlite")
+c.JupyterHub.cookie_secret_file = env("HUB_COOKIE_SECRET_FILE", "jupyterhub_cookie_secret")
+c.JupyterHub.allow_named_servers = env("HUB_ALLOW_NAMED_SERVERS", "true").lower() == "true"
+if env("CONFIGPROXY_COMMAND"):
+    c.ConfigurableHTTPProxy.command = [env("CONFIGPROXY_COMMAND")]
+
+# -- notebook servers on Kubernetes ------------------------------------------------------------
+c.JupyterHub.spawner_class = "kubernetes"
+c.KubeSpawner.namespace = env("POD_NAMESPACE", "default")
+c.KubeSpawner.start_timeout = int(env("SPAWNER_START_TIMEOUT", "300"))
+c.KubeSpawner.http_timeout = int(env("SPAWNER_HTTP_TIMEOUT", "30"))
+c.KubeSpawner.node_selector = {"component": "singleuser-server"}
+c.KubeSpawner.storage_pvc_ensure = True
+c.KubeSpawner.pvc_name_template = "claim-{username}"
+c.KubeSpawner.storage_capacity = env("DEFAULT_USER_VOLUME_CAPACITY", "1Gi")
+c.KubeSpawner.volumes = [
+    {"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}}
+]
+c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+if env("SINGLEUSER_CMD"):
+    c.KubeSpawner.cmd = env("SINGLEUSER_CMD").split()
