@@ -8,21 +8,31 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from .ground import TestGround
 from .kubeapi import ApiError, Credentials, KubeAPI
+from .paths import cache_dir
 
 T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
-def test_ground(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestGround]:
-    ground = TestGround(tmp_path_factory.mktemp("ground")).start()
+def test_ground() -> Iterator[TestGround]:
+    # Outside /tmp on purpose: containers get a private /tmp, so state there would be hidden from
+    # them for free and the test ground's own isolation would go untested. Kept when
+    # PRIMEHUB_KEEP_GROUND=1 (logs under <state>/logs).
+    base = cache_dir() / "test-grounds"
+    base.mkdir(parents=True, exist_ok=True)
+    state_dir = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    ground = TestGround(state_dir).start()
     os.environ["KUBECONFIG"] = str(ground.kubeconfig)
     # kubernetes_asyncio reads $KUBECONFIG when it is imported, which may have happened already.
     from kubernetes_asyncio.config import kube_config
@@ -30,6 +40,8 @@ def test_ground(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestGround
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(ground.kubeconfig)
     yield ground
     leftovers = ground.stop()
+    if not os.environ.get("PRIMEHUB_KEEP_GROUND"):
+        shutil.rmtree(state_dir, ignore_errors=True)
     assert not leftovers, f"processes outlived the test ground: {leftovers}"
 
 

@@ -2,6 +2,7 @@
 # Builds kube-apiserver v1.20.2 from Debian bookworm's source package with Debian's Go,
 # into a cache outside the repository. Rebuilds only when the cached binary's --version differs.
 # Facts and the four fixes: ../shared/reference/test-ground-notes.md, Part A.
+# Usage: build-kube-apiserver.sh [--check]
 set -euo pipefail
 
 KUBE_VERSION=v1.20.2
@@ -10,9 +11,14 @@ CACHE_DIR="${PRIMEHUB_SPAWNER_CACHE:-$HOME/.cache/primehub-spawner}"
 BIN_DIR="$CACHE_DIR/bin"
 BIN="$BIN_DIR/kube-apiserver"
 
+# --check: exit 0 when the cached binary is the right version, 1 when a build is needed.
 if [ -x "$BIN" ] && [ "$("$BIN" --version 2>/dev/null)" = "Kubernetes $KUBE_VERSION" ]; then
     echo "kube-apiserver: cached $BIN ($KUBE_VERSION)"
     exit 0
+fi
+if [ "${1:-}" = "--check" ]; then
+    echo "kube-apiserver: $BIN is missing or not $KUBE_VERSION; a build is needed"
+    exit 1
 fi
 rm -f "$BIN"
 echo "kube-apiserver: building $KUBE_VERSION from Debian source (about 3 minutes)"

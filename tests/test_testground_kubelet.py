@@ -131,6 +131,22 @@ async def test_read_only_and_read_write_mounts(kube, namespace, test_ground: Tes
     assert {p: os.path.exists(p) for p in host_before} == host_before  # nothing created on the host
 
 
+async def test_pods_cannot_see_the_test_grounds_state(kube, namespace, test_ground: TestGround):
+    secret_file = test_ground.kubeconfig
+    assert secret_file.exists()
+    body = pod_body(
+        "snoop", f'test ! -e {secret_file} && test -z "$(ls -A {test_ground.state_dir})"'
+    )
+    pod = await wait_phase(
+        kube,
+        namespace,
+        (await create(kube, namespace, body))["metadata"]["name"],
+        "Succeeded",
+        "Failed",
+    )
+    assert pod["status"]["phase"] == "Succeeded"
+
+
 async def test_run_as_user_owns_its_volumes(kube, namespace):
     body = pod_body(
         "uid",

@@ -212,6 +212,22 @@ def test_bwrap_argv_orders_mounts_parent_first_and_keeps_env_off_the_command_lin
     assert "--setenv" not in argv
 
 
+def test_interpreter_under_tmp_stays_visible_over_the_private_tmp():
+    argv = bwrap_argv(
+        command=["python3"],
+        mounts=[],
+        hostname="h",
+        workdir=None,
+        run_as=None,
+        podnet_so=None,
+        runtime_paths=[Path("/tmp/checkout/.venv"), Path("/usr")],
+    )
+    private_tmp = argv.index("/tmp")
+    assert argv[argv.index("/tmp/checkout/.venv") - 1] == "--ro-bind"
+    assert argv.index("/tmp/checkout/.venv") > private_tmp  # bound on top of the fresh tmpfs
+    assert argv.count("/usr") == 2  # once from the host mirror only
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

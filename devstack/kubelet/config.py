@@ -86,6 +86,9 @@ class KubeletConfig:
         default_factory=lambda: {"HOME": "/home/jovyan", "SHELL": "/bin/bash", "LANG": "C.UTF-8"}
     )
     image_dirs: tuple[str, ...] = ("/home/jovyan",)
+    runtime_paths: tuple[Path, ...] = field(
+        default_factory=lambda: tuple(dict.fromkeys(Path(p) for p in (sys.prefix, sys.base_prefix)))
+    )
     unpullable_images: tuple[str, ...] = ()
 
     @classmethod

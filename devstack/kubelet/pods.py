@@ -17,7 +17,7 @@ from .containers import ContainerProcess, StartError, launch
 from .environment import ContainerConfigError, command_line, container_env
 from .events import EventRecorder, now
 from .podnet import PodIPPool
-from .sandbox import bwrap_argv
+from .sandbox import Mount, bwrap_argv
 from .volumes import MountError, VolumeLayout, container_mounts, volume_dirs
 
 log = logging.getLogger("devstack.kubelet.pods")
@@ -38,6 +38,14 @@ def _run_as(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int, int] |
     if not uid:
         return None if not gid else (0, gid)
     return uid, gid if gid is not None else 0
+
+
+def hidden_state(state_dir: Path, mounts: list[Mount]) -> list[Mount]:
+    """An empty tmpfs over the test ground's own state (tokens, every pod's volumes), which the
+    read-only host mirror would otherwise show to every container; a real node shows none of it."""
+    if any(Path(state_dir).is_relative_to(m.target) for m in mounts):
+        return []  # a volume covers it already
+    return [Mount(target=str(state_dir), source=None)]
 
 
 def _exec_command(hook: dict[str, Any] | None) -> list[str] | None:
@@ -296,6 +304,7 @@ class PodWorker:
             mounts = container_mounts(container, dirs, self.config.image_dirs)
         except MountError as error:
             raise PodFailed(str(error)) from error
+        mounts += hidden_state(self.layout.state_dir, mounts)
         sandbox = bwrap_argv(
             command=argv,
             mounts=mounts,
@@ -304,6 +313,7 @@ class PodWorker:
             run_as=run_as,
             podnet_so=self.podnet_so,
             info_fd=-1,
+            runtime_paths=self.config.runtime_paths,
         )
         sandbox = [self.bwrap if arg == "bwrap" else arg for arg in sandbox]
         sandbox[sandbox.index("--info-fd") + 1] = INFO_FD

@@ -83,9 +83,11 @@ def bwrap_argv(
     podnet_so: Path | None,
     info_fd: int | None = None,
     host_root: Path = Path("/"),
+    runtime_paths: Sequence[Path] = (),
 ) -> list[str]:
     """The full bwrap command line for one container.
 
+    ``runtime_paths`` (the interpreter the commands come from) stay visible even under /tmp.
     The container's environment is bwrap's own (pass it to the process, not on this command line,
     where every ``ps`` would show its tokens); only the pod-network shim is added here.
     """
@@ -111,6 +113,9 @@ def bwrap_argv(
         [m.target for m in ordered if not m.target.startswith(("/tmp/", "/dev/"))], host_root
     )
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/run"]
+    for path in runtime_paths:  # the "image's" programs, where the private /tmp or /run hides them
+        if PurePosixPath(path).parts[1:2] in (("tmp",), ("run",)):
+            args += ["--ro-bind", str(path), str(path)]
     for mount in ordered:
         if mount.source is None:
             args += ["--tmpfs", mount.target]
