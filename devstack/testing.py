@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 
 from .ground import TestGround
+from .identity.process import IdentityServerProcess
 from .kubeapi import ApiError, Credentials, KubeAPI
 from .paths import cache_dir
 
@@ -80,3 +81,32 @@ async def eventually(
     raise AssertionError(
         f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}"
     )
+
+
+DEMO_REALM = Path(__file__).with_name("data") / "realm.yaml"
+
+
+@pytest.fixture
+def identity_server_factory(tmp_path: Path) -> Iterator[Callable[..., IdentityServerProcess]]:
+    """Start identity servers: ``factory(realm_file=DEMO_REALM, access_token_lifespan=…)``.
+
+    Each is a real process on a free loopback port, stopped after the test."""
+    started: list[IdentityServerProcess] = []
+
+    def start(realm_file: Path = DEMO_REALM, **lifespans: int) -> IdentityServerProcess:
+        log = tmp_path / f"identity-{len(started)}.log"
+        server = IdentityServerProcess(realm_file=realm_file, log_path=log, lifespans=lifespans)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def identity_server(
+    identity_server_factory: Callable[..., IdentityServerProcess],
+) -> IdentityServerProcess:
+    """The identity server with the demo realm (devstack/data/realm.yaml)."""
+    return identity_server_factory()
