@@ -11,17 +11,25 @@ import sys
 import time
 from pathlib import Path
 
-from .ground import DEFAULT_NODES, TestGround
+from .ground import DATA_DIR, DEFAULT_NODES, TestGround
+from .identity.process import IdentityServerProcess
+
+DEMO_REALM = DATA_DIR / "realm.yaml"
+DEMO_LOGINS = ("phadmin", "alice", "bob", "carol", "dave")
 
 
-def demo(state_dir: Path, nodes: Path) -> int:
+def demo(state_dir: Path, nodes: Path, identity_port: int) -> int:
     # A plain flag: a handler must not take locks (Event.set() would, and deadlock on a second signal).
     stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     print(f"Starting the test ground in {state_dir} ...", flush=True)
     ground = TestGround(state_dir, nodes_file=nodes).start()
+    identity = IdentityServerProcess(
+        DEMO_REALM, ground.cluster.logs / "identity.log", port=identity_port
+    )
     try:
+        identity.start()
         print(
             "\n".join(
                 [
@@ -30,6 +38,8 @@ def demo(state_dir: Path, nodes: Path) -> int:
                     f"  Kubernetes API   {ground.cluster.server}  (kube-apiserver v1.20.2, real)",
                     f"  kubeconfig       {ground.kubeconfig}",
                     f"  local kubelet    nodes from {nodes}",
+                    f"  identity server  {identity.issuer}  (Keycloak-compatible, realm from {DEMO_REALM.name})",
+                    f"  demo logins      {', '.join(DEMO_LOGINS)} (password = username)",
                     f"  logs             {ground.cluster.logs}",
                     "",
                     f"  export KUBECONFIG={ground.kubeconfig}; kubectl get nodes",
@@ -41,12 +51,18 @@ def demo(state_dir: Path, nodes: Path) -> int:
         )
         while not stopping:
             time.sleep(0.2)
-            if not ground.cluster.running() or not (ground.kubelet and ground.kubelet.alive()):
+            parts = (
+                ground.cluster.running(),
+                ground.kubelet and ground.kubelet.alive(),
+                identity.process and identity.process.alive(),
+            )
+            if not all(parts):
                 print("A test-ground process died; see the logs above. Stopping.", file=sys.stderr)
                 return 1
         return 0
     finally:
         print("Stopping ...", flush=True)
+        identity.stop()
         leftovers = ground.stop()
         if leftovers:
             print(f"Killed processes that outlived the stack: {leftovers}", file=sys.stderr)
@@ -58,8 +74,9 @@ def main() -> int:
     run = commands.add_parser("demo", help="run the test ground in the foreground")
     run.add_argument("--state-dir", type=Path, default=Path(".demo"))
     run.add_argument("--nodes", type=Path, default=DEFAULT_NODES, help="fake nodes (YAML)")
+    run.add_argument("--identity-port", type=int, default=8080)
     args = parser.parse_args()
-    return demo(args.state_dir, args.nodes)
+    return demo(args.state_dir, args.nodes, args.identity_port)
 
 
 if __name__ == "__main__":

@@ -242,7 +242,7 @@ async def test_reused_code(server):
 
 
 async def test_wrong_or_missing_pkce_verifier(server):
-    verifier, challenge = pkce()
+    _, challenge = pkce()
     oidc = openid(server)
     code = await authorization_code(server, challenge=challenge)
     with pytest.raises(KeycloakPostError) as raised:
@@ -441,3 +441,46 @@ async def test_admin_changes_take_effect(server):
     assert (
         "ds:papers" in openid(server).decode_token(tokens["access_token"])["realm_access"]["roles"]
     )
+
+
+async def test_end_session_logout_redirects_and_ends_the_sso_session(server):
+    verifier, challenge = pkce()
+    async with httpx.AsyncClient() as http:
+        code = await authorization_code(server, challenge=challenge, http=http)
+        tokens = openid(server).token(
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=REDIRECT,
+            code_verifier=verifier,
+        )
+        after = "http://127.0.0.1:9/callback/bye"
+        logout = await http.get(
+            f"{server.oidc}/logout",
+            params={
+                "id_token_hint": tokens["id_token"],
+                "post_logout_redirect_uri": after,
+                "state": "s",
+            },
+        )
+        assert logout.status_code == 302 and logout.headers["location"] == f"{after}?state=s"
+        with pytest.raises(LoginFailed):  # the SSO cookie is gone: the form is shown again
+            await authorization_code(server, password="wrong", http=http)
+    with pytest.raises(KeycloakPostError):
+        openid(server).refresh_token(tokens["refresh_token"])
+
+
+async def test_end_session_refuses_a_foreign_redirect(server):
+    tokens = openid(server).token(username="alice", password="alice")
+    async with httpx.AsyncClient() as http:
+        refused = await http.get(
+            f"{server.oidc}/logout",
+            params={
+                "id_token_hint": tokens["id_token"],
+                "post_logout_redirect_uri": "http://evil.example/",
+            },
+        )
+    async with httpx.AsyncClient(cookies={"KEYCLOAK_IDENTITY": "x"}) as http:
+        confirm = await http.get(f"{server.oidc}/logout")
+    assert refused.status_code == 400 and "Invalid redirect uri" in refused.text
+    assert confirm.status_code == 200 and "Do you want to log out?" in confirm.text
+    assert openid(server).userinfo(tokens["access_token"])["preferred_username"] == "alice"

@@ -13,7 +13,8 @@ from typing import Any
 from tornado import web
 
 from .oidc import RealmHandler
-from .realm import REALM_MANAGEMENT, Group, Realm, Role, User
+from .realm import REALM_MANAGEMENT, Group, Realm, User
+from .representations import group_representation, role_representation, user_representation
 from .sessions import GrantError
 
 # The realm-management roles that grant each kind of access (any one suffices).
@@ -29,79 +30,6 @@ PERMISSIONS = {
 
 def _flag(value: str | None, default: bool) -> bool:
     return default if value is None else value.lower() == "true"
-
-
-def user_representation(realm: Realm, user: User, brief: bool = False) -> dict[str, Any]:
-    rep: dict[str, Any] = {
-        "id": user.id,
-        "username": user.username,
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-        "email": user.email,
-        "emailVerified": user.email_verified,
-        "createdTimestamp": user.created,
-        "enabled": user.enabled,
-        "totp": False,
-        "disableableCredentialTypes": [],
-        "requiredActions": [],
-        "notBefore": 0,
-        "access": {
-            "manageGroupMembership": True,
-            "view": True,
-            "mapRoles": True,
-            "impersonate": False,
-            "manage": True,
-        },
-    }
-    for key in ("firstName", "lastName", "email"):
-        if not rep[key]:
-            del rep[key]
-    if user.service_account_client:
-        rep["serviceAccountClientId"] = user.service_account_client
-    if user.attributes and not brief:
-        rep["attributes"] = user.attributes
-    return rep
-
-
-def group_representation(realm: Realm, group: Group, brief: bool = True) -> dict[str, Any]:
-    rep: dict[str, Any] = {
-        "id": group.id,
-        "name": group.name,
-        "path": group.path,
-        "subGroupCount": len(group.children),
-        "subGroups": [],
-        "access": {
-            "view": True,
-            "viewMembers": True,
-            "manageMembers": True,
-            "manage": True,
-            "manageMembership": True,
-        },
-    }
-    if group.parent is not None:
-        rep["parentId"] = group.parent.id
-    if not brief:
-        rep["attributes"] = group.attributes
-        rep["realmRoles"] = list(group.realm_roles)
-        rep["clientRoles"] = {k: list(v) for k, v in group.client_roles.items()}
-    return rep
-
-
-def role_representation(realm: Realm, role: Role, brief: bool = True) -> dict[str, Any]:
-    container = realm.clients[role.client].id if role.client else realm.name
-    rep: dict[str, Any] = {
-        "id": role.id,
-        "name": role.name,
-        "description": role.description,
-        "composite": bool(role.composites or role.client_composites),
-        "clientRole": role.client is not None,
-        "containerId": container,
-    }
-    if not rep["description"]:
-        del rep["description"]
-    if not brief:
-        rep["attributes"] = role.attributes
-    return rep
 
 
 class AdminHandler(RealmHandler):
