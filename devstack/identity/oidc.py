@@ -239,8 +239,11 @@ class AuthHandler(RealmHandler):
             return self.finish_login(request, session)
         if argument("prompt", "") == "none":
             return fail("login_required", "Login required")
+        pending = self.server.pending_logins
+        for stale in [k for k, r in pending.items() if time.time() - r.created > LOGIN_TIMEOUT]:
+            del pending[stale]
         session_code = secrets.token_urlsafe(24)
-        self.server.pending_logins[session_code] = request
+        pending[session_code] = request
         self.login_form(session_code, request, username=argument("login_hint", ""), error=None)
 
     def login_form(

@@ -101,6 +101,9 @@ class TokenService:
         code_challenge: str | None,
         code_challenge_method: str | None,
     ) -> str:
+        now = time.time()
+        for stale in [c for c, p in self.codes.items() if p.expires < now]:
+            del self.codes[stale]
         code = f"{uuid.uuid4()}.{session.id}.{uuid.uuid4()}"
         self.codes[code] = PendingCode(
             session_id=session.id,
@@ -180,11 +183,8 @@ class TokenService:
     ) -> dict[str, Any]:
         """The token response for ``user`` through ``client`` in ``session``."""
         now = int(time.time())
-        scopes = (
-            " ".join(dict.fromkeys(["openid", *scope.split(), "profile", "email"]))
-            if "openid" in scope.split()
-            else " ".join(dict.fromkeys([*scope.split(), "profile", "email"]))
-        )
+        # Keycloak's default client scopes (profile, email) always apply; openid only when asked for.
+        scopes = " ".join(dict.fromkeys([*scope.split(), "profile", "email"]))
         mapped = self._mapped(user, client, "access_token")
         access_claims: dict[str, Any] = {
             "exp": now + self.realm.access_token_lifespan,
