@@ -1,0 +1,196 @@
+"""Reading a user's launch context from Keycloak's admin API, asynchronously, with a group cache.
+
+A login costs three admin calls whatever the user's groups: the user (attributes), her groups
+(with attributes) and her effective realm roles. Each group's effective realm roles are cached for
+``group_cache_ttl`` seconds and shared by every user of the group; the user's own effective roles,
+read fresh each time, filter them — so a role taken from a group, or a group taken from a user,
+counts at the next refresh, while a newly added role shows up within the cache lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+from keycloak.exceptions import KeycloakError, KeycloakGetError, raise_error_from_response
+
+from .context import GroupContext, LaunchContext, UserContext
+
+log = logging.getLogger("primehub_spawner.keycloak")
+T = TypeVar("T")
+
+
+class IdentityServiceError(Exception):
+    """Keycloak could not answer a call the launch context needs (unreachable, refusing, or the
+    service account lacks a role). ``call`` says which."""
+
+    def __init__(self, call: str, cause: BaseException) -> None:
+        self.call = call
+        self.cause = cause
+        status = getattr(cause, "response_code", None)
+        detail = f"HTTP {status}" if status else type(cause).__name__
+        super().__init__(f"Keycloak admin API: {call} failed ({detail}: {cause})")
+
+
+@dataclass(frozen=True)
+class AdminRole:
+    """The role that makes a hub admin: ``client/role`` (a client role) or ``role`` (a realm role)."""
+
+    client: str | None
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> AdminRole:
+        client, _, name = text.rpartition("/")
+        return cls(client or None, name)
+
+    def held(self, realm_roles: frozenset[str], token_claims: Mapping[str, Any]) -> bool:
+        if self.client is None:
+            return self.name in realm_roles
+        roles = ((token_claims.get("resource_access") or {}).get(self.client) or {}).get(
+            "roles"
+        ) or []
+        return self.name in roles
+
+
+class KeycloakDirectory:
+    """The admin-API reads behind a launch context, through python-keycloak's async methods."""
+
+    def __init__(
+        self,
+        server_url: str,
+        realm: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        verify: bool = True,
+        global_group: str = "everyone",
+        role_prefix: str = "",
+        admin_role: str = "realm-management/realm-admin",
+        group_cache_ttl: float = 300.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self.realm = realm
+        self.global_group = global_group
+        self.role_prefix = role_prefix
+        self.admin_role = AdminRole.parse(admin_role)
+        self.group_cache_ttl = group_cache_ttl
+        self.connection = KeycloakOpenIDConnection(
+            server_url=server_url,
+            realm_name=realm,
+            client_id=client_id,
+            client_secret_key=client_secret,
+            verify=verify,
+            timeout=timeout,
+        )
+        self.admin = KeycloakAdmin(connection=self.connection)
+        self._group_roles: dict[str, tuple[float, frozenset[str]]] = {}
+        self._global: tuple[float, dict[str, Any]] | None = None
+        self._in_flight: dict[str, asyncio.Future[frozenset[str]]] = {}
+
+    async def _call(self, what: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except (KeycloakError, OSError, TimeoutError) as error:
+            raise IdentityServiceError(what, error) from error
+        except Exception as error:  # httpx transport errors and python-keycloak's TypeErrors
+            if type(error).__module__.startswith(("httpx", "httpcore", "keycloak")) or isinstance(
+                error, TypeError
+            ):
+                raise IdentityServiceError(what, error) from error
+            raise
+
+    async def _raw_get(self, what: str, path: str) -> Any:
+        async def get() -> Any:
+            response = await self.connection.a_raw_get(path)
+            if response.status_code >= 400:
+                raise_error_from_response(response, KeycloakGetError)
+            return response.json()
+
+        return await self._call(what, get())
+
+    async def group_roles(self, group_id: str) -> frozenset[str]:
+        """A group's effective realm roles (its own, its parents', composites), cached per group."""
+        cached = self._group_roles.get(group_id)
+        if cached and time.monotonic() - cached[0] < self.group_cache_ttl:
+            return cached[1]
+        if group_id in self._in_flight:  # one request per group however many logins wait for it
+            return await asyncio.shield(self._in_flight[group_id])
+        future: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
+        self._in_flight[group_id] = future
+        try:
+            roles = await self._raw_get(
+                f"reading the effective realm roles of group {group_id}",
+                f"admin/realms/{self.realm}/groups/{quote(group_id)}/role-mappings/realm/composite",
+            )
+            names = frozenset(role["name"] for role in roles)
+            self._group_roles[group_id] = (time.monotonic(), names)
+            future.set_result(names)
+            return names
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: waiters get it, nobody logs "never retrieved"
+            raise
+        finally:
+            del self._in_flight[group_id]
+
+    async def _global_group(self) -> dict[str, Any]:
+        if self._global and time.monotonic() - self._global[0] < self.group_cache_ttl:
+            return self._global[1]
+        group = await self._call(
+            f"reading the global group /{self.global_group}",
+            self.admin.a_get_group_by_path(f"/{self.global_group}"),
+        )
+        self._global = (time.monotonic(), group)
+        return group
+
+    async def launch_context(self, user_id: str, token_claims: Mapping[str, Any]) -> LaunchContext:
+        """The user's groups with their settings and grants, the global group, her attributes."""
+        user, groups, effective = await asyncio.gather(
+            self._call("reading the user", self.admin.a_get_user(user_id)),
+            self._call(
+                "reading the user's groups",
+                self.admin.a_get_user_groups(user_id, brief_representation=False),
+            ),
+            self._call(
+                "reading the user's effective realm roles",
+                self.admin.a_get_composite_realm_roles_of_user(user_id),
+            ),
+        )
+        effective_roles = frozenset(role["name"] for role in effective)
+        global_raw = next((g for g in groups if g["path"] == f"/{self.global_group}"), None)
+        member_of_global = global_raw is not None
+        if global_raw is None:
+            try:
+                global_raw = await self._global_group()
+            except IdentityServiceError as error:
+                if getattr(error.cause, "response_code", None) != 404:
+                    raise
+                log.warning(
+                    "the global group /%s does not exist; no global resources", self.global_group
+                )
+        launchable = [g for g in groups if g is not global_raw]
+        role_sets = await asyncio.gather(*(self.group_roles(g["id"]) for g in launchable))
+        contexts = tuple(
+            GroupContext.build(group, roles & effective_roles, self.role_prefix)
+            for group, roles in zip(launchable, role_sets, strict=True)
+        )
+        global_context = None
+        if global_raw is not None:
+            global_roles = await self.group_roles(global_raw["id"])
+            if member_of_global:
+                global_roles &= effective_roles
+            global_context = GroupContext.build(global_raw, global_roles, self.role_prefix)
+        admin = self.admin_role.held(effective_roles, token_claims)
+        return LaunchContext(
+            user=UserContext.build(user, admin), groups=contexts, global_group=global_context
+        )
+
+    async def close(self) -> None:
+        await self.connection.aclose()
