@@ -28,6 +28,13 @@ c.JupyterHub.allow_named_servers = env("HUB_ALLOW_NAMED_SERVERS", "true").lower(
 if env("CONFIGPROXY_COMMAND"):
     c.ConfigurableHTTPProxy.command = [env("CONFIGPROXY_COMMAND")]
 
+# -- login through Keycloak -----------------------------------------------------------------------
+# PrimeHubAuthenticator reads its settings from the environment: KEYCLOAK_URL (required),
+# KEYCLOAK_PUBLIC_URL, KEYCLOAK_REALM, KEYCLOAK_CLIENT_ID, KEYCLOAK_CLIENT_SECRET, KEYCLOAK_ROLE_PREFIX,
+# PRIMEHUB_GLOBAL_GROUP, PRIMEHUB_ADMIN_ROLE, and OAUTH_CALLBACK_URL (the hub's /hub/oauth_callback).
+# auth_state is encrypted with JUPYTERHUB_CRYPT_KEY, which JupyterHub requires.
+c.JupyterHub.authenticator_class = "primehub"
+
 # -- notebook servers on Kubernetes ------------------------------------------------------------
 c.JupyterHub.spawner_class = "kubernetes"
 c.KubeSpawner.namespace = env("POD_NAMESPACE", "default")

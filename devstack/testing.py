@@ -6,6 +6,7 @@ One test ground (API server + local kubelet) per test run; every test gets its o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from .ground import TestGround
@@ -110,3 +112,15 @@ def identity_server(
 ) -> IdentityServerProcess:
     """The identity server with the demo realm (devstack/data/realm.yaml)."""
     return identity_server_factory()
+
+
+@contextlib.asynccontextmanager
+async def http_client(
+    existing: httpx.AsyncClient | None = None,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """``existing`` as it is (its cookies carry a session), or a new client closed afterwards."""
+    if existing is not None:
+        yield existing
+        return
+    async with httpx.AsyncClient() as client:
+        yield client

@@ -1,7 +1,8 @@
 """primehub_spawner: PrimeHub's group-centric notebook launcher as a JupyterHub plugin."""
 
 from ._data import TEMPLATES_DIR
+from .authenticator import PrimeHubAuthenticator
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["TEMPLATES_DIR", "__version__"]
+__all__ = ["TEMPLATES_DIR", "PrimeHubAuthenticator", "__version__"]

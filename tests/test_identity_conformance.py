@@ -15,6 +15,7 @@ from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakAuthenticationError, KeycloakGetError, KeycloakPostError
 
 from devstack.identity.login import LoginFailed, login
+from devstack.testing import http_client
 
 REALM = Path(__file__).with_name("data") / "realm-conformance.yaml"
 REDIRECT = "http://127.0.0.1:9/callback"
@@ -73,7 +74,7 @@ async def authorization_code(
     if challenge:
         params.update(code_challenge=challenge, code_challenge_method="S256")
     url = f"{server.oidc}/auth?{urllib.parse.urlencode(params)}"
-    async with httpx.AsyncClient() if http is None else _borrowed(http) as client:
+    async with http_client(http) as client:
         response = await login(
             client, url, username, password, stop=lambda u: u.startswith(redirect_uri)
         )
@@ -82,17 +83,6 @@ async def authorization_code(
     assert query["state"] == "st4te"
     assert query["iss"] == server.issuer
     return query["code"]
-
-
-class _borrowed:
-    def __init__(self, client):
-        self.client = client
-
-    async def __aenter__(self):
-        return self.client
-
-    async def __aexit__(self, *exc):
-        return False
 
 
 # -- discovery and keys -------------------------------------------------------------------------

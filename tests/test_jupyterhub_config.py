@@ -19,6 +19,7 @@ def load(monkeypatch, **environ):
 def test_defaults(monkeypatch):
     config = load(monkeypatch)
     assert config.JupyterHub.spawner_class == "kubernetes"
+    assert config.JupyterHub.authenticator_class == "primehub"
     assert config.KubeSpawner.namespace == "default"
     assert config.JupyterHub.allow_named_servers is True
     assert config.KubeSpawner.pvc_name_template == "claim-{username}"

@@ -170,3 +170,44 @@ async def test_an_unreachable_identity_server_is_a_clear_error(identity_server):
     identity_server.stop()
     with pytest.raises(IdentityServiceError, match="Keycloak admin API: reading the user"):
         await directory(identity_server, timeout=2).launch_context("some-id", {})
+
+
+async def test_only_the_async_transport_is_used(identity_server, monkeypatch):
+    """python-keycloak's sync methods go through requests and would block the hub's loop."""
+    import requests
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a blocking requests call was made")
+
+    keycloak = directory(identity_server)
+    alice = await asyncio.to_thread(
+        user_id, identity_server, "alice"
+    )  # the test's own, sync lookup
+    monkeypatch.setattr(requests.Session, "send", refuse)
+    context = await keycloak.launch_context(alice, {})
+    assert context.user.username == "alice"
+    await keycloak.close()
+
+
+async def test_composite_roles_and_parent_groups_are_expanded(identity_server_factory, tmp_path):
+    realm = yaml.safe_load(DEMO_REALM.read_text())
+    realm["roles"]["realm"].append(
+        {"name": "vision-kit", "composites": {"realm": ["it:gpu-1", "ds:rw:scratch"]}}
+    )
+    vision = next(g for g in realm["groups"] if g["name"] == "vision")
+    vision["realmRoles"].append("vision-kit")
+    vision["subGroups"] = [{"name": "interns", "realmRoles": ["img:datascience"]}]
+    realm["users"].append({"username": "erin", "password": "erin", "groups": ["/vision/interns"]})
+    realm_file = tmp_path / "composites.yaml"
+    realm_file.write_text(yaml.safe_dump(realm))
+    server = identity_server_factory(realm_file)
+    keycloak = directory(server)
+    carol = (await keycloak.launch_context(user_id(server, "carol"), {})).group("vision").grants
+    assert set(carol.instance_types) == {"gpu-1"} and dict(carol.datasets) == {
+        "imagenet-mini": False,
+        "scratch": True,
+    }
+    erin = (await keycloak.launch_context(user_id(server, "erin"), {})).group("interns").grants
+    assert set(erin.images) == {"opencv", "datascience"}  # its own roles and its parent's
+    assert set(erin.instance_types) == {"gpu-1"}
+    await keycloak.close()

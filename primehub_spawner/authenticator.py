@@ -1,0 +1,291 @@
+"""PrimeHubAuthenticator: Keycloak login that knows the user's groups, attributes, roles and admin rights."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLogoutHandler
+from tornado import web
+from tornado.httpclient import HTTPClientError
+from traitlets import Float, Unicode, default
+
+from .context import LaunchContext
+from .keycloak import IdentityServiceError, KeycloakDirectory
+
+AUTH_STATE_KEY = "primehub"
+
+
+def _env(*names: str, default: str = "") -> str:
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    return default
+
+
+class IdentityServiceUnavailable(web.HTTPError):
+    """The login cannot complete because Keycloak's admin API did not answer as it must."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "The identity service is unavailable or misconfigured, so your groups and resources "
+            "cannot be loaded. Please try again later or contact your administrator.",
+        )
+
+
+class PrimeHubLogoutHandler(OAuthLogoutHandler):
+    """Logs out of the hub, then ends the Keycloak session and comes back to the hub's login page."""
+
+    async def handle_logout(self) -> None:
+        await super().handle_logout()
+        self._end_session_url = None
+        user = self.current_user
+        auth_state = await user.get_auth_state() if user is not None else None
+        back = self.authenticator.post_logout_redirect_url or (
+            f"{self.request.protocol}://{self.request.host}{self.settings['login_url']}"
+        )
+        self._end_session_url = self.authenticator.end_session_url(
+            (auth_state or {}).get("id_token"), back
+        )
+
+    async def render_logout_page(self) -> None:
+        if self._end_session_url:
+            self.redirect(self._end_session_url)
+            return
+        await super().render_logout_page()
+
+
+class PrimeHubAuthenticator(GenericOAuthenticator):
+    """Log in through Keycloak and load what PrimeHub needs to know about the user.
+
+    At every login and refresh the user's groups (with their attributes), each group's effective
+    realm roles (``it:``, ``img:``, ``ds:``, ``ds:rw:``), the global group's and the user's own
+    attributes are read through Keycloak's admin API with the client's service account, and stored
+    as a compact launch context in the encrypted ``auth_state``. JupyterHub groups mirror the user's
+    Keycloak groups (the global group excluded); hub admin follows :attr:`admin_role`.
+
+    The client needs a service account with the ``realm-management`` roles ``view-users`` and
+    ``query-groups``.
+    """
+
+    login_service = Unicode("PrimeHub", config=True, help="Name on the login button.")
+    logout_handler = PrimeHubLogoutHandler
+
+    keycloak_url = Unicode(
+        config=True,
+        help="""Keycloak's base URL for the hub's own calls (token, userinfo, admin API), e.g.
+        ``http://keycloak.keycloak.svc:8080``. From ``$KEYCLOAK_URL``.""",
+    )
+
+    @default("keycloak_url")
+    def _keycloak_url_default(self) -> str:
+        return _env("KEYCLOAK_URL").rstrip("/")
+
+    keycloak_public_url = Unicode(
+        config=True,
+        help="""Keycloak's base URL as browsers reach it (login page, logout). From
+        ``$KEYCLOAK_PUBLIC_URL``; defaults to :attr:`keycloak_url`.""",
+    )
+
+    @default("keycloak_public_url")
+    def _keycloak_public_url_default(self) -> str:
+        return _env("KEYCLOAK_PUBLIC_URL", default=self.keycloak_url).rstrip("/")
+
+    realm = Unicode(
+        config=True, help="Keycloak realm. From ``$KEYCLOAK_REALM``; default ``primehub``."
+    )
+
+    @default("realm")
+    def _realm_default(self) -> str:
+        return _env("KEYCLOAK_REALM", default="primehub")
+
+    role_prefix = Unicode(
+        config=True,
+        help="""Prefix of the resource roles: with ``ph``, roles read ``ph:it:<name>`` and so on.
+        From ``$KEYCLOAK_ROLE_PREFIX``; default none.""",
+    )
+
+    @default("role_prefix")
+    def _role_prefix_default(self) -> str:
+        return _env("KEYCLOAK_ROLE_PREFIX")
+
+    global_group = Unicode(
+        config=True,
+        help="""The hidden group whose resources every group may use; never offered as a launch
+        group. From ``$PRIMEHUB_GLOBAL_GROUP``; default ``everyone``.""",
+    )
+
+    @default("global_group")
+    def _global_group_default(self) -> str:
+        return _env("PRIMEHUB_GLOBAL_GROUP", default="everyone")
+
+    admin_role = Unicode(
+        config=True,
+        help="""The role that makes a hub admin: ``<client>/<role>`` for a client role (read from the
+        access token, so it follows within one token lifetime) or ``<role>`` for a realm role (read
+        from the admin API at every refresh). From ``$PRIMEHUB_ADMIN_ROLE``; default
+        ``realm-management/realm-admin``.""",
+    )
+
+    @default("admin_role")
+    def _admin_role_default(self) -> str:
+        return _env("PRIMEHUB_ADMIN_ROLE", default="realm-management/realm-admin")
+
+    group_cache_ttl = Float(
+        300.0,
+        config=True,
+        help="""Seconds a group's effective realm roles are cached for all its users. Removals count
+        at once (each refresh reads the user's own roles); additions within this time.""",
+    )
+
+    identity_service_grace = Float(
+        600.0,
+        config=True,
+        help="""When Keycloak cannot be reached during a refresh, keep using the launch context
+        loaded at most this many seconds ago; beyond that, require a new login.""",
+    )
+
+    admin_api_timeout = Float(
+        10.0, config=True, help="Timeout in seconds of each Keycloak admin API call."
+    )
+
+    post_logout_redirect_url = Unicode(
+        config=True,
+        help="""Where Keycloak sends the browser after logout; it must be one of the client's valid
+        post-logout redirect URIs. Default: this hub's login page.""",
+    )
+
+    # -- OAuthenticator settings derived from the Keycloak ones -----------------------------------
+
+    @default("client_id")
+    def _client_id_default(self) -> str:
+        return _env("KEYCLOAK_CLIENT_ID", "OAUTH_CLIENT_ID", default="jupyterhub")
+
+    @default("client_secret")
+    def _client_secret_default(self) -> str:
+        return _env("KEYCLOAK_CLIENT_SECRET", "OAUTH_CLIENT_SECRET")
+
+    def _oidc(self, public: bool = False) -> str:
+        base = self.keycloak_public_url if public else self.keycloak_url
+        return f"{base}/realms/{self.realm}/protocol/openid-connect"
+
+    @default("authorize_url")
+    def _authorize_url_default(self) -> str:
+        return f"{self._oidc(public=True)}/auth"
+
+    @default("token_url")
+    def _token_url_default(self) -> str:
+        return f"{self._oidc()}/token"
+
+    @default("userdata_url")
+    def _userdata_url_default(self) -> str:
+        return f"{self._oidc()}/userinfo"
+
+    @default("username_claim")
+    def _username_claim_default(self) -> str:
+        return "preferred_username"
+
+    @default("scope")
+    def _scope_default(self) -> list[str]:
+        return ["openid", "profile", "email"]
+
+    @default("manage_groups")
+    def _manage_groups_default(self) -> bool:
+        return True
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self) -> bool:
+        return True
+
+    @default("allow_all")
+    def _allow_all_default(self) -> bool:
+        # Realm membership is the gate, as in PrimeHub; users without a launch group are told so.
+        return True
+
+    def end_session_url(self, id_token: str | None, post_logout_redirect: str) -> str:
+        params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect}
+        if id_token:
+            params["id_token_hint"] = id_token
+        return f"{self._oidc(public=True)}/logout?{urlencode(params)}"
+
+    # -- the launch context -----------------------------------------------------------------------
+
+    _directory: KeycloakDirectory | None = None
+
+    @property
+    def directory(self) -> KeycloakDirectory:
+        if self._directory is None:
+            if not self.keycloak_url:
+                raise ValueError("PrimeHubAuthenticator.keycloak_url (or $KEYCLOAK_URL) is not set")
+            self._directory = KeycloakDirectory(
+                self.keycloak_url,
+                self.realm,
+                self.client_id,
+                self.client_secret,
+                verify=self.validate_server_cert,
+                global_group=self.global_group,
+                role_prefix=self.role_prefix,
+                admin_role=self.admin_role,
+                group_cache_ttl=self.group_cache_ttl,
+                timeout=self.admin_api_timeout,
+            )
+        return self._directory
+
+    async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
+        auth_state = auth_model["auth_state"]
+        user_id = auth_state[self.user_auth_state_key]["sub"]
+        claims = jwt.decode(auth_state["access_token"], options={"verify_signature": False})
+        try:
+            context = await self.directory.launch_context(user_id, claims)
+        except IdentityServiceError as error:
+            self.log.error(
+                "Login of %s cannot load the launch context: %s", auth_model["name"], error
+            )
+            raise IdentityServiceUnavailable() from error
+        auth_state[AUTH_STATE_KEY] = context.to_dict()
+        if auth_model["admin"] is None:  # None unless listed in admin_users
+            auth_model["admin"] = context.user.admin
+        return auth_model
+
+    async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
+        """The user's Keycloak groups (by name) as JupyterHub groups; the global group excluded."""
+        return {group["name"] for group in auth_state[AUTH_STATE_KEY]["groups"]}
+
+    async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
+        """Renew tokens and reload the launch context; ride out a Keycloak outage for a while."""
+        try:
+            return await super().refresh_user(user, handler, **kwargs)
+        except (IdentityServiceUnavailable, HTTPClientError, OSError) as error:
+            if isinstance(error, HTTPClientError) and error.code < 500:
+                raise
+            auth_state = await user.get_auth_state() or {}
+            fetched = (auth_state.get(AUTH_STATE_KEY) or {}).get("fetched")
+            age = time.time() - fetched if fetched else None
+            if age is not None and age <= self.identity_service_grace:
+                self.log.warning(
+                    "Keycloak unavailable while refreshing %s (%s); keeping the launch context "
+                    "loaded %.0f s ago",
+                    user.name,
+                    error,
+                    age,
+                )
+                return True
+            self.log.warning(
+                "Keycloak unavailable while refreshing %s (%s); the launch context is older than "
+                "%.0f s, a new login is required",
+                user.name,
+                error,
+                self.identity_service_grace,
+            )
+            return False
+
+
+def launch_context(auth_state: dict[str, Any] | None) -> LaunchContext | None:
+    """The launch context stored in ``auth_state`` by PrimeHubAuthenticator, if any."""
+    data = (auth_state or {}).get(AUTH_STATE_KEY)
+    return LaunchContext.from_dict(data) if data else None

@@ -1,0 +1,185 @@
+"""PrimeHubAuthenticator in a real JupyterHub, against the identity server: logins, groups, admin,
+refresh before spawn, outages, logout."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+
+import httpx
+import pytest
+import yaml
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+
+from devstack.hub import HubProcess
+from devstack.identity.login import LoginFailed, login
+from devstack.testing import DEMO_REALM, http_client
+from primehub_spawner.context import LaunchContext
+
+pytestmark = pytest.mark.slow
+SECRET = "demo-jupyterhub-secret"
+
+
+def hub_for(server, directory, **settings) -> HubProcess:
+    hub = HubProcess(directory)
+    lines = [
+        'c.JupyterHub.authenticator_class = "primehub"',
+        'c.JupyterHub.spawner_class = "jupyterhub.tests.mocking.MockSpawner"',
+        'c.JupyterHub.default_url = "/hub/home"',
+        f"c.PrimeHubAuthenticator.keycloak_url = {server.url!r}",
+        f"c.PrimeHubAuthenticator.realm = {server.realm!r}",
+        f"c.PrimeHubAuthenticator.client_secret = {SECRET!r}",
+        f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
+        *(f"c.PrimeHubAuthenticator.{key} = {value!r}" for key, value in settings.items()),
+    ]
+    hub.config = "\n".join(lines)
+    return hub.start()
+
+
+@pytest.fixture
+def stack(identity_server, tmp_path):
+    hub = hub_for(identity_server, tmp_path / "hub")
+    yield hub, identity_server
+    hub.stop()
+
+
+async def hub_login(
+    hub: HubProcess, username: str, http: httpx.AsyncClient | None = None
+) -> httpx.Response:
+    async with http_client(http) as client:
+        return await login(
+            client,
+            f"{hub.url}/hub/oauth_login",
+            username,
+            username,
+            stop=lambda url: urllib.parse.urlsplit(url).path == "/hub/home",
+        )
+
+
+def user(hub: HubProcess, name: str) -> dict:
+    status, model = hub.api("GET", f"users/{name}")
+    assert status == 200, (status, model, hub.log())
+    return model
+
+
+def keycloak_admin(server) -> KeycloakAdmin:
+    return KeycloakAdmin(
+        connection=KeycloakOpenIDConnection(
+            server_url=server.url,
+            realm_name=server.realm,
+            client_id="jupyterhub",
+            client_secret_key=SECRET,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("username", "groups", "admin"),
+    [
+        ("alice", ["ml-team", "phusers"], False),
+        ("phadmin", ["phusers"], True),
+        ("carol", ["vision"], False),
+        ("dave", [], False),
+    ],
+)
+async def test_login_yields_groups_admin_and_launch_context(stack, username, groups, admin):
+    hub, _ = stack
+    home = await hub_login(hub, username)
+    assert home.status_code in (200, 302), hub.log()
+    model = user(hub, username)
+    assert sorted(model["groups"]) == groups
+    assert model["admin"] is admin
+    context = LaunchContext.from_dict(model["auth_state"]["primehub"])
+    assert [g.name for g in context.groups] == groups
+    assert context.global_group.name == "everyone"
+    assert context.user.admin is admin
+
+
+async def test_vision_display_name_is_kept_verbatim(stack):
+    hub, _ = stack
+    await hub_login(hub, "carol")
+    context = LaunchContext.from_dict(user(hub, "carol")["auth_state"]["primehub"])
+    assert context.group("vision").display_name == "<b>Vision & Co</b>"
+
+
+async def test_group_and_role_removal_count_at_the_next_spawn(stack):
+    hub, server = stack
+    await hub_login(hub, "alice")
+    kc = keycloak_admin(server)
+    alice = kc.get_user_id("alice")
+    ml_team = kc.get_group_by_path("/ml-team")
+    phusers = kc.get_group_by_path("/phusers")
+    kc.group_user_remove(alice, ml_team["id"])
+    kc.delete_group_realm_roles(phusers["id"], [kc.get_realm_role("it:cpu-2")])
+    assert sorted(user(hub, "alice")["groups"]) == ["ml-team", "phusers"]  # no refresh yet
+    status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
+    assert status in (201, 202), hub.log()
+    model = user(hub, "alice")
+    assert model["groups"] == ["phusers"]
+    context = LaunchContext.from_dict(model["auth_state"]["primehub"])
+    assert [g.name for g in context.groups] == ["phusers"]
+    assert "cpu-2" not in context.group("phusers").grants.instance_types
+
+
+async def test_admin_calls_per_login(stack):
+    hub, server = stack
+    await hub_login(hub, "bob")  # warms the group cache
+    server.reset_stats()
+    await hub_login(hub, "alice")
+    assert server.stats()["admin"] <= 3 + 1  # 3 per login, + phusers' roles (bob is not in it)
+    server.reset_stats()
+    await hub_login(hub, "bob")
+    assert server.stats()["admin"] == 3
+
+
+async def test_identity_service_refusing_fails_the_login_clearly(identity_server_factory, tmp_path):
+    realm = yaml.safe_load(DEMO_REALM.read_text())
+    realm["clients"][0]["serviceAccountClientRoles"] = {}
+    realm_file = tmp_path / "no-roles.yaml"
+    realm_file.write_text(yaml.safe_dump(realm))
+    server = identity_server_factory(realm_file)
+    hub = hub_for(server, tmp_path / "hub")
+    try:
+        page = await hub_login(hub, "alice")
+        assert page.status_code == 503
+        assert "identity service is unavailable or misconfigured" in page.text
+        assert "reading the user" in hub.log() and "HTTP 403" in hub.log()
+        status, _ = hub.api("GET", "users/alice")
+        assert status == 404  # no user half-made
+    finally:
+        hub.stop()
+
+
+async def test_outage_during_refresh_is_ridden_out_within_the_grace_period(
+    identity_server, tmp_path
+):
+    hub = hub_for(identity_server, tmp_path / "hub", identity_service_grace=3.0, auth_refresh_age=1)
+    try:
+        async with httpx.AsyncClient() as http:
+            await hub_login(hub, "alice", http)
+            identity_server.stop()
+            await asyncio.sleep(1.1)  # past auth_refresh_age: the next request refreshes
+            within = await http.get(f"{hub.url}/hub/home")
+            assert within.status_code == 200
+            assert "keeping the launch context" in hub.log()
+            await asyncio.sleep(2.2)  # past the grace period
+            beyond = await http.get(f"{hub.url}/hub/home")
+            assert beyond.status_code == 302 and beyond.headers["location"].startswith("/hub/login")
+            assert "a new login is required" in hub.log()
+    finally:
+        hub.stop()
+
+
+async def test_logout_ends_the_keycloak_session(stack):
+    hub, server = stack
+    async with httpx.AsyncClient() as http:
+        await hub_login(hub, "alice", http)
+        logout = await http.get(f"{hub.url}/hub/logout")
+        assert logout.status_code == 302
+        end_session = logout.headers["location"]
+        assert end_session.startswith(f"{server.issuer}/protocol/openid-connect/logout?")
+        assert "id_token_hint=" in end_session
+        back = await http.get(end_session)
+        assert back.status_code == 302 and back.headers["location"] == f"{hub.url}/hub/login"
+        with pytest.raises(LoginFailed):  # the Keycloak session is over: the form asks again
+            await login(http, f"{hub.url}/hub/oauth_login", "alice", "wrong")
