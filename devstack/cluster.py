@@ -24,6 +24,13 @@ DISABLED_ADMISSION = (
 )
 ENABLED_ADMISSION = "NamespaceLifecycle,LimitRanger,ResourceQuota"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+# Every request once, when answered: tests count the API calls a component makes, at the server.
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+"""
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,18 @@ class Cluster:
     @property
     def logs(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.logs / "audit.log"
+
+    def audit_events(self) -> list[dict]:
+        """The API server's audit events so far (one per answered request)."""
+        try:
+            lines = self.audit_log.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
 
     def token(self, identity: str = "admin") -> str:
         return self.identities[identity].token
@@ -141,6 +160,8 @@ class Cluster:
             )
         )
         tokens.chmod(0o600)
+        policy = self.state_dir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
         self._apiserver = ManagedProcess(
             "kube-apiserver",
             [
@@ -167,6 +188,10 @@ class Cluster:
                 "--profiling=false",
                 f"--cert-dir={self.state_dir / 'apiserver-certs'}",
                 "--v=1",
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
             ],
             self.logs / "kube-apiserver.log",
         ).start()

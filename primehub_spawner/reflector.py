@@ -1,0 +1,113 @@
+"""Watch-based caches of the three primehub.io kinds in the hub's namespace.
+
+KubeSpawner's own ResourceReflector does the listing and watching (list once, watch from the list's
+resourceVersion, relist after errors or 410 Gone, back off, restart watches periodically); here it
+is pointed at CustomObjectsApi. Reading the catalog then costs no API call. Each CR is parsed once
+per resourceVersion; one that cannot be parsed is logged once and left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, ClassVar
+
+from kubespawner.reflector import NamespacedResourceReflector
+from traitlets import Unicode
+
+from .catalog import GROUP, VERSION, Catalog, CatalogError, Dataset, Image, InstanceType
+
+log = logging.getLogger("primehub_spawner.catalog")
+KINDS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "instancetypes": InstanceType.from_cr,
+    "images": Image.from_cr,
+    "datasets": Dataset.from_cr,
+}
+
+
+class CustomResourceReflector(NamespacedResourceReflector):
+    """KubeSpawner's reflector for one ``primehub.io/v1alpha1`` kind (``kind`` is its plural)."""
+
+    api_group_name = Unicode("CustomObjectsApi")
+    list_method_name = Unicode("list_namespaced_custom_object")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        method = partial(
+            self.api.list_namespaced_custom_object, group=GROUP, version=VERSION, plural=self.kind
+        )
+        self.api = _BoundApi(method)
+
+
+class _BoundApi:
+    """Looks like an API class to the reflector; lists one custom resource kind."""
+
+    def __init__(self, method: Any) -> None:
+        self.list_namespaced_custom_object = method
+
+
+class CatalogCache:
+    """The instance types, images and datasets of one namespace, kept current by watches."""
+
+    _shared: ClassVar[dict[tuple[Any, str], CatalogCache]] = {}
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.reflectors = {
+            kind: CustomResourceReflector(kind=kind, namespace=namespace) for kind in KINDS
+        }
+        self._parsed: dict[tuple[str, str], tuple[str, Any]] = {}
+
+    @classmethod
+    async def shared(cls, namespace: str) -> CatalogCache:
+        """One started cache per namespace (and event loop), shared by every spawner."""
+        key = (asyncio.get_running_loop(), namespace)
+        cache = cls._shared.get(key)
+        if cache is None:
+            cache = cls._shared[key] = cls(namespace)
+            try:
+                await cache.start()
+            except BaseException:
+                del cls._shared[key]
+                raise
+        else:
+            await asyncio.gather(*(r.first_load_future for r in cache.reflectors.values()))
+        return cache
+
+    async def start(self) -> None:
+        await asyncio.gather(*(reflector.start() for reflector in self.reflectors.values()))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(reflector.stop() for reflector in self.reflectors.values()))
+        for key, cache in list(self._shared.items()):
+            if cache is self:
+                del self._shared[key]
+
+    def snapshot(self) -> Catalog:
+        """The current catalog; malformed resources are left out (and logged once per version)."""
+        parsed: dict[str, dict[str, Any]] = {}
+        for kind, parse in KINDS.items():
+            models = parsed[kind] = {}
+            for key, resource in list(self.reflectors[kind].resources.items()):
+                version = resource["metadata"].get("resourceVersion", "")
+                cached = self._parsed.get((kind, key))
+                if cached is None or cached[0] != version:
+                    try:
+                        model = parse(resource)
+                    except CatalogError as error:
+                        log.warning("Skipping %s %s: %s", kind, key, error)
+                        model = None
+                    cached = self._parsed[(kind, key)] = (version, model)
+                if cached[1] is not None:
+                    models[cached[1].name] = cached[1]
+        return Catalog(
+            instance_types=parsed["instancetypes"],
+            images=parsed["images"],
+            datasets=parsed["datasets"],
+        )
+
+    @classmethod
+    async def stop_all(cls) -> None:
+        await asyncio.gather(*(cache.stop() for cache in list(cls._shared.values())))
