@@ -55,7 +55,7 @@ class HubProcess:
             c.JupyterHub.services = [{{"name": "tester", "api_token": "{self.api_token}"}}]
             c.JupyterHub.load_roles = [{{"name": "tester", "services": ["tester"],
                 "scopes": ["admin:users", "admin:auth_state", "admin:servers", "admin:groups", "list:users",
-                           "read:users"]}}]
+                           "read:users", "read:metrics"]}}]
         """
         config_file = self.directory / "jupyterhub_config.py"
         config_file.write_text(textwrap.dedent(base) + "\n" + textwrap.dedent(self.config))
@@ -106,6 +106,14 @@ class HubProcess:
                 return error.code, json.loads(text)
             except json.JSONDecodeError:
                 return error.code, text.decode(errors="replace")
+
+    def metrics(self) -> str:
+        """The hub's Prometheus metrics (the ``tester`` service may read them)."""
+        request = urllib.request.Request(  # noqa: S310 - http on loopback
+            f"{self.url}/hub/metrics", headers={"Authorization": f"token {self.api_token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.read().decode()
 
     def log(self) -> str:
         return self.process.log_tail(200) if self.process else ""

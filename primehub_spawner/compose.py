@@ -1,0 +1,97 @@
+"""From a decided launch choice to KubeSpawner settings. Pure functions, no I/O.
+
+This part covers resources, scheduling, image, labels and the basic environment; each function
+returns trait values for one concern, which the spawner applies to itself for this spawn only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from kubespawner.slugs import is_valid_label, safe_slug
+
+from .catalog import DEFAULT_GPU_RESOURCE, InstanceType
+from .context import LaunchContext
+from .options import LaunchChoice
+from .quota import GROUP_LABEL, USER_LABEL
+
+
+def label_value(name: str) -> str:
+    """A valid label value for any user or group name (KubeSpawner's collision-free slug)."""
+    return safe_slug(name, is_valid=is_valid_label, max_length=63)
+
+
+def _cores(value: Decimal) -> float:
+    return float(value)
+
+
+def _bytes(value: Decimal) -> int:
+    return int(value)
+
+
+def resources(instance_type: InstanceType) -> dict[str, Any]:
+    """Limits from the instance type; requests only when it sets them (overcommit), else = limits."""
+    settings: dict[str, Any] = {
+        "cpu_limit": _cores(instance_type.cpu_limit),
+        "mem_limit": _bytes(instance_type.memory_limit),
+        "cpu_guarantee": _cores(instance_type.cpu_request or instance_type.cpu_limit),
+        "mem_guarantee": _bytes(instance_type.memory_request or instance_type.memory_limit),
+        "extra_resource_limits": {},
+        "extra_resource_guarantees": {},
+    }
+    if instance_type.has_gpu:
+        settings["extra_resource_limits"] = {instance_type.gpu_resource: str(instance_type.gpu)}
+    return settings
+
+
+def scheduling(
+    instance_type: InstanceType,
+    node_selector: Mapping[str, str],
+    tolerations: list[Mapping[str, Any]],
+    replace: bool,
+) -> dict[str, Any]:
+    """The instance type's node selector and tolerations, merged into (or replacing) the hub's."""
+    if replace:
+        selector = dict(instance_type.node_selector) or dict(node_selector)
+        toleration_list = list(instance_type.tolerations) or list(tolerations)
+    else:
+        selector = {**node_selector, **instance_type.node_selector}
+        toleration_list = list(tolerations) + [
+            t for t in instance_type.tolerations if t not in tolerations
+        ]
+    return {"node_selector": selector, "tolerations": [dict(t) for t in toleration_list]}
+
+
+def image(choice: LaunchChoice) -> dict[str, Any]:
+    gpu = choice.instance_type.instance_type.has_gpu
+    chosen = choice.image.image
+    settings: dict[str, Any] = {"image": chosen.url_for(gpu)}
+    if chosen.pull_secret:
+        settings["image_pull_secrets"] = [chosen.pull_secret]
+    return settings
+
+
+def labels(username: str, group: str) -> dict[str, str]:
+    return {USER_LABEL: label_value(username), GROUP_LABEL: label_value(group)}
+
+
+def environment(choice: LaunchChoice, context: LaunchContext, username: str) -> dict[str, str]:
+    """Standard variables first, the user's own rows last (they win)."""
+    instance_type = choice.instance_type.instance_type
+    group = choice.offer.group
+    env = {
+        "TZ": context.user.timezone or "UTC",
+        "GROUP_ID": group.id,
+        "GROUP_NAME": group.name,
+        "INSTANCE_TYPE": instance_type.name,
+        "IMAGE_NAME": choice.image.image.name,
+        "PRIMEHUB_USER": username,
+        "PRIMEHUB_GROUP": group.name,
+    }
+    nvidia = instance_type.gpu_resource == DEFAULT_GPU_RESOURCE and instance_type.has_gpu
+    if not nvidia:
+        env["NVIDIA_VISIBLE_DEVICES"] = "none"
+    env.update(dict(choice.request.env))
+    return env

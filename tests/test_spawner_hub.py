@@ -1,0 +1,256 @@
+"""PrimeHubSpawner in a real JupyterHub on the test ground: the REST contract, one validation path,
+quota (also under concurrency) and named servers in different groups."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import urllib.parse
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from devstack.hub import HubProcess
+from devstack.identity.login import login
+from devstack.manifests import apply_file, install_crds
+from devstack.testing import DEMO_REALM, eventually
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+RESOURCES = Path(__file__).resolve().parent.parent / "devstack" / "data" / "resources.yaml"
+
+
+def realm_with(tmp_path: Path, **group_attributes: dict[str, str]) -> Path:
+    realm = yaml.safe_load(DEMO_REALM.read_text())
+    for group in realm["groups"]:
+        group.setdefault("attributes", {}).update(
+            group_attributes.get(group["name"].replace("-", "_"), {})
+        )
+    path = tmp_path / "realm.yaml"
+    path.write_text(yaml.safe_dump(realm))
+    return path
+
+
+@pytest.fixture
+async def hub_factory(test_ground, kube, namespace, identity_server_factory, tmp_path):
+    await install_crds(kube)
+    await apply_file(kube, RESOURCES, namespace)
+    hubs = []
+
+    def start(realm_file: Path = DEMO_REALM) -> HubProcess:
+        server = identity_server_factory(realm_file)
+        hub = HubProcess(
+            tmp_path / f"hub{len(hubs)}", environment={"KUBECONFIG": str(test_ground.kubeconfig)}
+        )
+        hub.identity = server
+        hub.config = "\n".join(
+            [
+                'c.JupyterHub.authenticator_class = "primehub"',
+                'c.JupyterHub.spawner_class = "primehub"',
+                "c.JupyterHub.allow_named_servers = True",
+                "c.JupyterHub.named_server_limit_per_user = 50",
+                'c.JupyterHub.default_url = "/hub/home"',
+                f"c.PrimeHubAuthenticator.keycloak_url = {server.url!r}",
+                f"c.PrimeHubAuthenticator.realm = {server.realm!r}",
+                'c.PrimeHubAuthenticator.client_secret = "demo-jupyterhub-secret"',
+                f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
+                f"c.KubeSpawner.namespace = {namespace!r}",
+                f"c.KubeSpawner.cmd = [{sys.executable!r}, '-m', 'http.server', '8888']",
+                "c.KubeSpawner.start_timeout = 60",
+                "c.KubeSpawner.http_timeout = 30",
+            ]
+        )
+        hubs.append(hub)
+        return hub.start()
+
+    yield start
+    for hub in hubs:
+        hub.stop()
+
+
+async def log_in(hub: HubProcess, *usernames: str) -> None:
+    for username in usernames:
+        async with httpx.AsyncClient() as http:
+            await login(
+                http,
+                f"{hub.url}/hub/oauth_login",
+                username,
+                username,
+                stop=lambda url: urllib.parse.urlsplit(url).path == "/hub/home",
+            )
+
+
+async def pods(kube, namespace) -> list[dict]:
+    return (await kube.get(f"/api/v1/namespaces/{namespace}/pods"))["items"]
+
+
+def spawn_counts(hub: HubProcess) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for line in hub.metrics().splitlines():
+        match = re.match(r"jupyterhub_server_spawn_duration_seconds_count\{(.*)\} (\S+)", line)
+        if match:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+            key = f"{labels['status']}/{labels['reason']}"
+            counts[key] = counts.get(key, 0) + float(match.group(2))
+    return counts
+
+
+async def test_rest_spawn_with_defaults_and_with_choices(hub_factory, kube, namespace):
+    hub = hub_factory()
+    await log_in(hub, "alice")
+    status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
+    assert status in (201, 202), hub.log()
+    status, _ = hub.api(
+        "POST",
+        "users/alice/servers/gpu",
+        {
+            "user_options": {
+                "group": "ml-team",
+                "instance_type": "gpu-1",
+                "image": "pytorch",
+                "env": {"EXPERIMENT": "one"},
+            }
+        },
+    )
+    assert status in (201, 202), hub.log()
+
+    async def both_running():
+        running = [p for p in await pods(kube, namespace) if p["status"].get("phase") == "Running"]
+        return running if len(running) == 2 else None
+
+    running = {p["metadata"]["name"]: p for p in await eventually(both_running, timeout=60)}
+    default_pod, gpu_pod = running["jupyter-alice"], running["jupyter-alice--gpu"]
+    assert default_pod["metadata"]["labels"]["primehub.io/group"] == "ml-team"
+    assert default_pod["metadata"]["labels"]["primehub.io/user"] == "alice"
+    container = gpu_pod["spec"]["containers"][0]
+    assert container["image"] == "quay.io/jupyter/pytorch-notebook:cuda12-2025-01-01"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert gpu_pod["spec"]["nodeName"] == "gpu-node"
+    assert gpu_pod["spec"]["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["GROUP_NAME"], env["INSTANCE_TYPE"], env["EXPERIMENT"]) == (
+        "ml-team",
+        "gpu-1",
+        "one",
+    )
+    assert "NVIDIA_VISIBLE_DEVICES" not in env
+    cpu_env = {e["name"]: e.get("value") for e in default_pod["spec"]["containers"][0]["env"]}
+    assert cpu_env["NVIDIA_VISIBLE_DEVICES"] == "none" and cpu_env["TZ"] == "Asia/Taipei"
+    _, model = hub.api("GET", "users/alice")
+    assert model["servers"][""]["user_options"] == {
+        "group": "ml-team",
+        "instance_type": "cpu-1",
+        "image": "base-notebook",
+        "safe_mode": False,
+        "env": {},
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"profile": "big"}, "user_options.profile: is not a known option"),
+        ({"group": ["ml-team"]}, "user_options.group: must be a string, not list"),
+        ({"group": "vision"}, "user_options.group: you are not a member of group 'vision'"),
+        ({"group": "everyone"}, "user_options.group: you are not a member of group 'everyone'"),
+        (
+            {"group": "phusers", "instance_type": "gpu-1"},
+            "user_options.instance_type: 'gpu-1' is not available in group 'phusers'",
+        ),
+        (
+            {"group": "ml-team", "image": "building"},
+            "user_options.image: image building is not ready yet",
+        ),
+        (
+            {"group": "ml-team", "instance_type": "cpu-2", "image": "pytorch"},
+            "user_options.image: image pytorch needs a GPU and instance type cpu-2 has none",
+        ),
+        ({"env": {"2FAST": "x"}}, "user_options.env.2FAST: is not a valid variable name"),
+        ({"safe_mode": "yes"}, "user_options.safe_mode: must be true or false"),
+        ({"image": "x" * 300}, "user_options.image: must be 1 to 253 characters long"),
+    ],
+)
+async def test_invalid_options_are_a_400_without_a_pod(
+    hub_factory, kube, namespace, options, message
+):
+    hub = hub_factory()
+    await log_in(hub, "alice")
+    status, body = hub.api("POST", "users/alice/server", {"user_options": options})
+    assert status == 400, hub.log()
+    assert body["message"].startswith(message)
+    assert await pods(kube, namespace) == []
+    claims = (await kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"))["items"]
+    assert claims == []
+    counts = spawn_counts(hub)
+    assert counts.get("failure/invalid_options") == 1
+    assert not any(key.startswith("error/") and value for key, value in counts.items())
+    assert hub.api("GET", "users/alice")[1]["servers"] == {}
+
+
+async def test_quota_reached_is_a_400_naming_the_quota(hub_factory, kube, namespace, tmp_path):
+    hub = hub_factory(realm_with(tmp_path, ml_team={"quota-cpu": "1"}))
+    await log_in(hub, "alice")
+    status, body = hub.api(
+        "POST",
+        "users/alice/server",
+        {"user_options": {"group": "ml-team", "instance_type": "cpu-2"}},
+    )
+    assert status == 400
+    assert body["message"] == (
+        "user_options.quota: your quota in group 'ml-team' would be exceeded — "
+        "CPU: 1 allowed, 0 in use, 2 requested"
+    )
+    assert spawn_counts(hub).get("failure/quota") == 1
+
+
+async def test_concurrent_spawns_never_pass_the_group_quota(hub_factory, kube, namespace, tmp_path):
+    hub = hub_factory(realm_with(tmp_path, ml_team={"project-quota-cpu": "4", "quota-cpu": "100"}))
+    await log_in(hub, "alice")
+    options = {"user_options": {"group": "ml-team", "instance_type": "cpu-1"}}
+    results = await asyncio.gather(
+        *(
+            asyncio.to_thread(hub.api, "POST", f"users/alice/servers/s{i}", options)
+            for i in range(20)
+        )
+    )
+    accepted = [r for r in results if r[0] in (201, 202)]
+    refused = [r for r in results if r[0] == 400]
+    assert (len(accepted), len(refused)) == (4, 16), results
+    assert all(
+        "the quota of group 'ml-team' would be exceeded — CPU: 4 allowed" in r[1]["message"]
+        for r in refused
+    ), [r[1] for r in refused]
+
+    async def four_pods():
+        return len(await pods(kube, namespace)) == 4
+
+    await eventually(four_pods, timeout=60)
+    await asyncio.sleep(1.0)
+    assert len(await pods(kube, namespace)) == 4
+
+
+async def test_named_servers_in_different_groups(hub_factory, kube, namespace):
+    hub = hub_factory()
+    await log_in(hub, "alice")
+    for name, group in (("ml", "ml-team"), ("ph", "phusers")):
+        status, _ = hub.api(
+            "POST", f"users/alice/servers/{name}", {"user_options": {"group": group}}
+        )
+        assert status in (201, 202), hub.log()
+
+    async def two():
+        found = await pods(kube, namespace)
+        return found if len(found) == 2 else None
+
+    by_name = {
+        p["metadata"]["name"]: p["metadata"]["labels"]["primehub.io/group"]
+        for p in await eventually(two)
+    }
+    assert by_name == {"jupyter-alice--ml": "ml-team", "jupyter-alice--ph": "phusers"}
+    _, model = hub.api("GET", "users/alice")
+    assert {n: s["user_options"]["group"] for n, s in model["servers"].items()} == {
+        "ml": "ml-team",
+        "ph": "phusers",
+    }
