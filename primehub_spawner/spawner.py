@@ -8,7 +8,7 @@ from jupyterhub.spawner import SpawnException
 from kubespawner import KubeSpawner
 from traitlets import Bool, default
 
-from . import compose
+from . import compose, form
 from .authenticator import launch_context
 from .options import OptionError, decide, parse_user_options
 from .quota import Ledger, Usage, exceeded, usage
@@ -40,6 +40,42 @@ class PrimeHubSpawner(KubeSpawner):
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Any:
         return _apply_user_options
+
+    @default("options_form")
+    def _options_form_default(self) -> Any:
+        return _render_options_form
+
+    @default("options_from_form")
+    def _options_from_form_default(self) -> Any:
+        return form.options_from_form
+
+    async def render_options_form(self) -> str:
+        context = launch_context(await self.user.get_auth_state())
+        if context is None:
+            return '<p class="alert alert-danger">Your login carries no PrimeHub launch context; please log in again.</p>'
+        catalog = (await CatalogCache.shared(self.namespace)).snapshot()
+        await self._start_watching_pods()
+        pods = [
+            p
+            for p in self.pod_reflector.pods.values()
+            if p["metadata"]["namespace"] == self.namespace
+        ]
+        seen = [p["metadata"]["name"] for p in pods]
+
+        def usage_of(group: str) -> form.GroupUsage:
+            labels = compose.labels(self.user.name, group)
+            user_label, group_label = labels[compose.USER_LABEL], labels[compose.GROUP_LABEL]
+            return form.GroupUsage(
+                user=usage(pods, group_label, user_label)
+                + self.ledger.pending(seen, group_label, user_label),
+                group=usage(pods, group_label) + self.ledger.pending(seen, group_label),
+            )
+
+        viewer = getattr(getattr(self, "handler", None), "current_user", None)
+        for_user = self.user.name if viewer is not None and viewer.name != self.user.name else None
+        return form.render(
+            context, catalog, usage_of, last_group=self.launch_group, for_user=for_user
+        )
 
     async def load_user_options(self) -> None:
         """Options were checked and applied by ``apply_user_options``; KubeSpawner's profiles are unused."""
@@ -135,6 +171,10 @@ class PrimeHubSpawner(KubeSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.launch_group = state.get("primehub_launch_group") or self.launch_group
+
+
+async def _render_options_form(spawner: PrimeHubSpawner) -> str:
+    return await spawner.render_options_form()
 
 
 async def _apply_user_options(spawner: PrimeHubSpawner, user_options: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ quota (also under concurrency) and named servers in different groups."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import urllib.parse
@@ -254,3 +255,96 @@ async def test_named_servers_in_different_groups(hub_factory, kube, namespace):
         "ml": "ml-team",
         "ph": "phusers",
     }
+
+
+@contextlib.asynccontextmanager
+async def browser_session(hub: HubProcess, username: str):
+    """An HTTP client logged in as ``username`` (hub and identity-server cookies)."""
+    async with httpx.AsyncClient() as http:
+        await login(
+            http,
+            f"{hub.url}/hub/oauth_login",
+            username,
+            username,
+            stop=lambda url: urllib.parse.urlsplit(url).path == "/hub/home",
+        )
+        yield http
+
+
+def xsrf(page: str) -> str:
+    return re.search(r'xsrf_token: "([^"]+)"', page).group(1)  # JupyterHub 6 puts it in jhdata
+
+
+async def test_form_per_group_with_names_rendered_inert(hub_factory, tmp_path):
+    hub = hub_factory(
+        realm_with(tmp_path, vision={"displayName": "<script>alert('x')</script> & Co"})
+    )
+    async with browser_session(hub, "carol") as http:
+        page = (await http.get(f"{hub.url}/hub/spawn")).text
+    assert "<script>alert('x')</script>" not in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; Co" in page
+    assert 'name="instance_type.vision"' in page and 'value="cpu-1"' in page
+    assert 'name="image.vision"' in page and 'value="opencv"' in page
+    async with browser_session(hub, "alice") as http:
+        page = (await http.get(f"{hub.url}/hub/spawn")).text
+    assert re.findall(r'<option value="([^"]+)"', page) == ["ml-team", "phusers"]
+    assert 'data-dataset="scratch"' in page and "read-write" in page
+    async with browser_session(hub, "dave") as http:
+        page = (await http.get(f"{hub.url}/hub/spawn")).text
+    assert "No group is configured for you to launch a server" in page
+
+
+async def test_form_submission_is_validated_like_rest(hub_factory, kube, namespace):
+    hub = hub_factory()
+    async with browser_session(hub, "alice") as http:
+        page = (await http.get(f"{hub.url}/hub/spawn")).text
+        bad = await http.post(
+            f"{hub.url}/hub/spawn",
+            data={
+                "_xsrf": xsrf(page),
+                "group": "ml-team",
+                "instance_type.ml-team": "cpu-2",
+                "image.ml-team": "pytorch",
+            },
+        )
+        assert bad.status_code == 400
+        assert (
+            "user_options.image: image pytorch needs a GPU and instance type cpu-2 has none"
+            in bad.text
+        )
+        assert await pods(kube, namespace) == []
+        good = await http.post(
+            f"{hub.url}/hub/spawn",
+            data={
+                "_xsrf": xsrf(page),
+                "group": "phusers",
+                "instance_type.phusers": "cpu-2",
+                "image.phusers": "datascience",
+                "env_name": ["PROJECT"],
+                "env_value": ["demo"],
+            },
+        )
+        assert good.status_code in (200, 302), good.text[:500]
+    _, model = hub.api("GET", "users/alice")
+    assert model["servers"][""]["user_options"] == {
+        "group": "phusers",
+        "instance_type": "cpu-2",
+        "image": "datascience",
+        "safe_mode": False,
+        "env": {"PROJECT": "demo"},
+    }
+
+    async def running():
+        return [p for p in await pods(kube, namespace) if p["status"].get("phase") == "Running"]
+
+    pod = (await eventually(running, timeout=60))[0]
+    assert pod["metadata"]["labels"]["primehub.io/group"] == "phusers"
+
+
+async def test_an_admin_sees_another_users_options(hub_factory):
+    hub = hub_factory()
+    await log_in(hub, "bob")
+    async with browser_session(hub, "phadmin") as http:
+        page = (await http.get(f"{hub.url}/hub/spawn/bob")).text
+    assert "Server options of" in page and "<strong>bob</strong>" in page
+    assert re.findall(r'<option value="([^"]+)"', page) == ["ml-team"]

@@ -1,0 +1,173 @@
+"""The Server Options form: what each of the user's groups offers, rendered with autoescaping, and
+its submission read back into the REST shape of ``user_options`` (validated like any other)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import jinja2
+
+from ._data import TEMPLATES_DIR
+from .catalog import Catalog
+from .context import LaunchContext
+from .permissions import GroupOffer, compatibility, resolve
+from .quota import Usage, exceeded
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def _memory(value: Decimal | int) -> str:
+    gigabytes = Decimal(value) / Decimal(10**9)
+    return f"{gigabytes:.3g} GB"
+
+
+def _limit(value: Any) -> str:
+    return "∞" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+_ENVIRONMENT.globals.update(
+    memory=_memory, limit=_limit, memory_limit=lambda v: "∞" if v is None else _memory(v)
+)
+_ENVIRONMENT.filters["format_number"] = lambda v: f"{Decimal(v):g}"
+
+
+@dataclass(frozen=True)
+class Presets:
+    """Choices asked for before the form is shown (e.g. from a launch link)."""
+
+    group: str | None = None
+    instance_type: str | None = None
+    image: str | None = None
+    autolaunch: bool = False
+
+
+@dataclass(frozen=True)
+class GroupUsage:
+    user: Usage
+    group: Usage
+
+
+def _preselect(
+    offer: GroupOffer,
+    usage: GroupUsage,
+    wanted_type: str | None,
+    wanted_image: str | None,
+    notices: list[str],
+) -> tuple[dict[str, str], str | None, str | None]:
+    over: dict[str, str] = {}
+    for item in offer.instance_types:
+        need = Usage.of(item.instance_type)
+        problem = exceeded(offer.group.user_quota, usage.user, need) or exceeded(
+            offer.group.group_quota, usage.group, need
+        )
+        if problem:
+            over[item.instance_type.name] = f"Over quota — {problem}"
+    allowed = [i for i in offer.instance_types if i.instance_type.name not in over]
+    instance_type = next((i for i in allowed if i.instance_type.name == wanted_type), None)
+    if wanted_type and instance_type is None:
+        notices.append(
+            f"Instance type {wanted_type!r} is not available in {offer.group.display_name}; "
+            "a default is selected for you."
+        )
+    instance_type = instance_type or (allowed[0] if allowed else None)
+    images = [
+        i
+        for i in offer.images
+        if instance_type is None or compatibility(instance_type.instance_type, i.image).allowed
+    ]
+    image = next((i for i in images if i.image.name == wanted_image), None)
+    if wanted_image and image is None:
+        notices.append(
+            f"Image {wanted_image!r} is not available in {offer.group.display_name}; "
+            "a default is selected for you."
+        )
+    image = image or (images[0] if images else None)
+    return (
+        over,
+        instance_type.instance_type.name if instance_type else None,
+        image.image.name if image else None,
+    )
+
+
+def render(
+    context: LaunchContext,
+    catalog: Catalog,
+    usage_of: Callable[[str], GroupUsage],
+    presets: Presets = Presets(),
+    last_group: str | None = None,
+    for_user: str | None = None,
+) -> str:
+    """The form's HTML; ``usage_of(group)`` reports what the user and the group use now."""
+    offers = [offer for group in context.groups if (offer := resolve(context, group.name, catalog))]
+    notices: list[str] = []
+    names = [o.group.name for o in offers]
+    selected = names[0] if names else ""
+    if last_group in names:
+        selected = last_group
+    if presets.group:
+        if presets.group in names:
+            selected = presets.group
+        else:
+            notices.append(
+                f"Group {presets.group!r} is not available to you; another group is selected."
+            )
+    over_quota: dict[str, dict[str, str]] = {}
+    preset_instance_type: dict[str, str | None] = {}
+    preset_image: dict[str, str | None] = {}
+    usage: dict[str, GroupUsage] = {}
+    for offer in offers:
+        name = offer.group.name
+        usage[name] = usage_of(name)
+        is_selected = name == selected
+        over_quota[name], preset_instance_type[name], preset_image[name] = _preselect(
+            offer,
+            usage[name],
+            presets.instance_type if is_selected else None,
+            presets.image if is_selected else None,
+            notices if is_selected else [],
+        )
+    return _ENVIRONMENT.get_template("primehub_options.html").render(
+        offers=offers,
+        selected=selected,
+        notices=notices,
+        over_quota=over_quota,
+        preset_instance_type=preset_instance_type,
+        preset_image=preset_image,
+        usage=usage,
+        envs=list(context.user.envs),
+        autolaunch=presets.autolaunch and bool(offers),
+        for_user=for_user,
+    )
+
+
+def options_from_form(formdata: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The submitted form as ``user_options`` (the REST shape); checking is left to the one validator."""
+
+    def first(key: str) -> str:
+        values = formdata.get(key) or [""]
+        return values[0].strip()
+
+    options: dict[str, Any] = {"safe_mode": first("safe_mode") == "on"}
+    group = first("group")
+    if group:
+        options["group"] = group
+        for key in ("instance_type", "image"):
+            value = first(f"{key}.{group}")
+            if value:
+                options[key] = value
+    names = formdata.get("env_name") or []
+    values = formdata.get("env_value") or []
+    env = {}
+    for index, name in enumerate(names):
+        name = name.strip()
+        if name:
+            env[name] = values[index] if index < len(values) else ""
+    options["env"] = env
+    return options

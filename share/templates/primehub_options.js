@@ -1,0 +1,74 @@
+// Server Options behaviour: group switching in place, image availability, GPU warning, env rows.
+// Names and descriptions are only ever read from and written to text, never as HTML.
+(function () {
+  var root = document.getElementById("primehub-options");
+  if (!root) { return; }
+  var form = root.closest("form");
+  var start = form ? form.querySelector("[type=submit]") : null;
+  if (!document.getElementById("primehub-group")) {
+    if (start) { start.disabled = true; }
+    return;
+  }
+  var select = document.getElementById("primehub-group");
+
+  function sections() { return root.querySelectorAll("fieldset.primehub-group"); }
+  function current() {
+    return root.querySelector('fieldset.primehub-group[data-group="' + CSS.escape(select.value) + '"]');
+  }
+
+  function refreshImages(section) {
+    var type = section.querySelector("input[name^='instance_type.']:checked");
+    var gpu = type ? parseInt(type.dataset.gpu, 10) > 0 : false;
+    var images = section.querySelectorAll("input[name^='image.']");
+    images.forEach(function (image) {
+      var usable = image.dataset.ready === "true" && (gpu || image.dataset.kind !== "gpu");
+      image.disabled = !usable;
+      if (!usable) { image.checked = false; }
+    });
+    if (!section.querySelector("input[name^='image.']:checked")) {
+      var first = section.querySelector("input[name^='image.']:not(:disabled)");
+      if (first) { first.checked = true; }
+    }
+    var chosen = section.querySelector("input[name^='image.']:checked");
+    section.querySelector(".primehub-gpu-warning").hidden = !(gpu && chosen && chosen.dataset.kind === "cpu");
+  }
+
+  function show() {
+    sections().forEach(function (section) {
+      var active = section === current();
+      section.hidden = !active;
+      section.querySelectorAll("input").forEach(function (input) {
+        if (!active) { input.dataset.wasDisabled = input.disabled; input.disabled = true; }
+        else if (input.dataset.wasDisabled !== undefined) {
+          input.disabled = input.dataset.wasDisabled === "true"; delete input.dataset.wasDisabled;
+        }
+      });
+      if (active) {
+        if (!section.querySelector("input[name^='instance_type.']:checked")) {
+          var first = section.querySelector("input[name^='instance_type.']:not(:disabled)");
+          if (first) { first.checked = true; }
+        }
+        refreshImages(section);
+      }
+    });
+  }
+
+  select.addEventListener("change", show);
+  root.addEventListener("change", function (event) {
+    if (event.target.name && event.target.name.indexOf("instance_type.") === 0) { refreshImages(current()); }
+    if (event.target.name && event.target.name.indexOf("image.") === 0) { refreshImages(current()); }
+  });
+  document.getElementById("primehub-add-env").addEventListener("click", function () {
+    var rows = root.querySelectorAll(".primehub-env-row");
+    var copy = rows[rows.length - 1].cloneNode(true);
+    copy.querySelectorAll("input").forEach(function (input) { input.value = ""; });
+    rows[rows.length - 1].after(copy);
+  });
+  if (root.dataset.autolaunch === "true") {
+    var box = document.getElementById("primehub-autolaunch");
+    document.getElementById("primehub-autolaunch-group").textContent = select.options[select.selectedIndex].text;
+    box.hidden = false;
+    if (start) { start.focus(); }
+  }
+  show();
+})();
