@@ -9,6 +9,8 @@ same file serves a Kubernetes deployment (variables set by the chart) and the lo
 
 import os
 
+import primehub_spawner
+
 c = get_config()  # noqa: F821 - injected by JupyterHub's config loader
 
 
@@ -35,8 +37,11 @@ if env("CONFIGPROXY_COMMAND"):
 # auth_state is encrypted with JUPYTERHUB_CRYPT_KEY, which JupyterHub requires.
 c.JupyterHub.authenticator_class = "primehub"
 
-# -- notebook servers on Kubernetes ------------------------------------------------------------
-c.JupyterHub.spawner_class = "kubernetes"
+# -- notebook servers on Kubernetes ----------------------------------------------------------------
+# PrimeHubSpawner (KubeSpawner underneath): the group-centric Server Options form, validation and
+# quotas. Its templates extend JupyterHub's (the home page shows each server's group).
+c.JupyterHub.template_paths = [str(primehub_spawner.TEMPLATES_DIR)]
+c.JupyterHub.spawner_class = "primehub"
 c.KubeSpawner.namespace = env("POD_NAMESPACE", "default")
 c.KubeSpawner.start_timeout = int(env("SPAWNER_START_TIMEOUT", "300"))
 c.KubeSpawner.http_timeout = int(env("SPAWNER_HTTP_TIMEOUT", "30"))

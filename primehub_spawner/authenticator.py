@@ -207,6 +207,11 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         # Realm membership is the gate, as in PrimeHub; users without a launch group are told so.
         return True
 
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        from .handlers import LaunchHandler
+
+        return [*super().get_handlers(app), (r"/primehub/launch", LaunchHandler)]
+
     def end_session_url(self, id_token: str | None, post_logout_redirect: str) -> str:
         params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect}
         if id_token:

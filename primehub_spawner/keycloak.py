@@ -10,6 +10,7 @@ counts at the next refresh, while a newly added role shows up within the cache l
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Mapping
@@ -190,6 +191,24 @@ class KeycloakDirectory:
         admin = self.admin_role.held(effective_roles, token_claims)
         return LaunchContext(
             user=UserContext.build(user, admin), groups=contexts, global_group=global_context
+        )
+
+    async def save_env_presets(self, user_id: str, envs: list[dict[str, str]]) -> None:
+        """Store the user's environment rows as the ``predefinedEnvs`` attribute (PrimeHub's JSON).
+
+        The whole representation is sent back, as Keycloak (≥ 24) replaces what a PUT omits.
+        Needs the service account's ``manage-users`` role."""
+        user = await self._call("reading the user", self.admin.a_get_user(user_id))
+        attributes = dict(user.get("attributes") or {})
+        attributes["predefinedEnvs"] = [json.dumps(envs)]
+        payload = {
+            key: user[key]
+            for key in ("username", "firstName", "lastName", "email", "enabled", "emailVerified")
+            if key in user
+        }
+        payload["attributes"] = attributes
+        await self._call(
+            "saving the user's environment presets", self.admin.a_update_user(user_id, payload)
         )
 
     async def close(self) -> None:

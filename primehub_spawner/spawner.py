@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 from jupyterhub.spawner import SpawnException
@@ -35,7 +36,9 @@ class PrimeHubSpawner(KubeSpawner):
     )
 
     ledger: ClassVar[Ledger] = Ledger()
+    _background: ClassVar[set[asyncio.Future[None]]] = set()
     launch_group: str | None = None
+    primehub_presets: form.Presets = form.Presets()
 
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Any:
@@ -73,8 +76,14 @@ class PrimeHubSpawner(KubeSpawner):
 
         viewer = getattr(getattr(self, "handler", None), "current_user", None)
         for_user = self.user.name if viewer is not None and viewer.name != self.user.name else None
+        # A launch link's presets hold until the next launch (JupyterHub may render the form twice).
         return form.render(
-            context, catalog, usage_of, last_group=self.launch_group, for_user=for_user
+            context,
+            catalog,
+            usage_of,
+            presets=self.primehub_presets,
+            last_group=self.launch_group,
+            for_user=for_user,
         )
 
     async def load_user_options(self) -> None:
@@ -123,7 +132,29 @@ class PrimeHubSpawner(KubeSpawner):
         }
         self.user_options = choice.user_options()
         self.launch_group = choice.group
+        self.primehub_presets = form.Presets()
         self.orm_spawner.user_options = self.user_options
+        if "env" in (user_options or {}) and request.env != context.user.envs:
+            self._save_env_presets(context.user.id, request.env)
+
+    def _save_env_presets(self, user_id: str, env: tuple[tuple[str, str], ...]) -> None:
+        """Save the env rows as the user's presets, in the background (never delays the spawn)."""
+        directory = getattr(self.authenticator, "directory", None)
+        if directory is None:
+            return
+        rows = [{"name": name, "value": value} for name, value in env]
+
+        async def save() -> None:
+            try:
+                await directory.save_env_presets(user_id, rows)
+            except Exception as error:
+                self.log.warning(
+                    "Could not save the environment presets of %s: %s", self.user.name, error
+                )
+
+        task = asyncio.ensure_future(save())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _admit(self, choice: Any) -> None:
         group = choice.offer.group

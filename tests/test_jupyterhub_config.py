@@ -18,7 +18,8 @@ def load(monkeypatch, **environ):
 
 def test_defaults(monkeypatch):
     config = load(monkeypatch)
-    assert config.JupyterHub.spawner_class == "kubernetes"
+    assert config.JupyterHub.spawner_class == "primehub"
+    assert config.JupyterHub.template_paths[0].endswith("templates")
     assert config.JupyterHub.authenticator_class == "primehub"
     assert config.KubeSpawner.namespace == "default"
     assert config.JupyterHub.allow_named_servers is True

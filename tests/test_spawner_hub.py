@@ -348,3 +348,60 @@ async def test_an_admin_sees_another_users_options(hub_factory):
         page = (await http.get(f"{hub.url}/hub/spawn/bob")).text
     assert "Server options of" in page and "<strong>bob</strong>" in page
     assert re.findall(r'<option value="([^"]+)"', page) == ["ml-team"]
+
+
+async def test_env_rows_are_saved_as_presets_and_launch_links_preselect(
+    hub_factory, kube, namespace
+):
+    from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+
+    hub = hub_factory()
+    await log_in(hub, "alice")
+    status, _ = hub.api(
+        "POST",
+        "users/alice/server",
+        {"user_options": {"group": "phusers", "env": {"DATA_DIR": "/tmp/d"}}},
+    )
+    assert status in (201, 202), hub.log()
+    server = hub.identity
+    kc = KeycloakAdmin(
+        connection=KeycloakOpenIDConnection(
+            server_url=server.url,
+            realm_name=server.realm,
+            client_id="jupyterhub",
+            client_secret_key="demo-jupyterhub-secret",
+        )
+    )
+
+    async def saved():
+        attributes = kc.get_user(kc.get_user_id("alice")).get("attributes", {})
+        return attributes.get("predefinedEnvs")
+
+    assert await eventually(saved) == ['[{"name": "DATA_DIR", "value": "/tmp/d"}]']
+    assert kc.get_user(kc.get_user_id("alice"))["attributes"]["volumeCapacity"] == [
+        "5"
+    ]  # others kept
+    async with browser_session(hub, "alice") as http:  # a new login carries the saved rows
+        link = await http.get(
+            f"{hub.url}/hub/primehub/launch",
+            params={
+                "server": "second",
+                "group": "ml-team",
+                "instancetype": "gpu-1",
+                "image": "nope",
+                "autolaunch": "1",
+            },
+        )
+        assert link.status_code == 302, hub.log()[-2500:]
+        assert link.headers["location"].endswith("/hub/spawn/alice/second")
+        page = (await http.get(f"{hub.url}{link.headers['location']}")).text
+    snippet = (
+        page[page.find("primehub-options") - 200 : page.find("primehub-options") + 400]
+        or page[-1500:]
+    )
+    assert 'data-selected-group="ml-team"' in page and 'data-autolaunch="true"' in page, snippet
+    assert re.search(r'value="gpu-1"[^>]*\n?\s*checked', page)
+    assert (
+        "Image &#39;nope&#39; is not available in ML Team; a default is selected for you." in page
+    )
+    assert 'name="env_name" value="DATA_DIR"' in page
