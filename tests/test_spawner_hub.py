@@ -61,6 +61,8 @@ async def hub_factory(test_ground, kube, namespace, identity_server_factory, tmp
                 f"c.KubeSpawner.cmd = [{sys.executable!r}, '-m', 'http.server', '8888']",
                 "c.KubeSpawner.start_timeout = 60",
                 "c.KubeSpawner.http_timeout = 30",
+                "import primehub_spawner",
+                "c.JupyterHub.template_paths = [str(primehub_spawner.TEMPLATES_DIR)]",
             ]
         )
         hubs.append(hub)
@@ -255,6 +257,11 @@ async def test_named_servers_in_different_groups(hub_factory, kube, namespace):
         "ml": "ml-team",
         "ph": "phusers",
     }
+    async with browser_session(hub, "alice") as http:
+        home = (await http.get(f"{hub.url}/hub/home")).text
+    assert re.findall(
+        r'data-server-name="(\w+)" data-group="([\w-]+)" data-active="true"', home
+    ) == [("ml", "ml-team"), ("ph", "phusers")]
 
 
 @contextlib.asynccontextmanager
