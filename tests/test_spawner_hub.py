@@ -412,3 +412,67 @@ async def test_env_rows_are_saved_as_presets_and_launch_links_preselect(
         "Image &#39;nope&#39; is not available in ML Team; a default is selected for you." in page
     )
     assert 'name="env_name" value="DATA_DIR"' in page
+
+
+async def progress_messages(
+    hub: HubProcess, user: str, server: str, until: str, timeout: float = 30
+) -> list[str]:
+    """Read the spawn's progress event stream (what the spawn-pending page shows) until ``until``."""
+    import json
+
+    messages: list[str] = []
+    async with (
+        httpx.AsyncClient(timeout=timeout) as http,
+        http.stream(
+            "GET",
+            f"{hub.url}/hub/api/users/{user}/servers/{server}/progress",
+            headers={"Authorization": f"token {hub.api_token}"},
+        ) as stream,
+    ):
+        async for line in stream.aiter_lines():
+            if line.startswith("data:"):
+                messages.append(json.loads(line[5:]).get("message", ""))
+                if until in messages[-1]:
+                    break
+    return messages
+
+
+async def test_unschedulable_spawn_shows_why_and_can_be_cancelled(
+    hub_factory, kube, namespace, tmp_path
+):
+    hub = hub_factory(
+        realm_with(
+            tmp_path,
+            ml_team={
+                "quota-gpu": "3",
+                "project-quota-gpu": "3",
+                "quota-cpu": "10",
+                "quota-memory": "100G",
+            },
+        )
+    )
+    await log_in(hub, "bob")
+    options = {"user_options": {"group": "ml-team", "instance_type": "gpu-1", "image": "pytorch"}}
+    for name in ("g1", "g2"):
+        assert hub.api("POST", f"users/bob/servers/{name}", options)[0] in (201, 202), hub.log()
+    status, _ = hub.api("POST", "users/bob/servers/g3", options)
+    assert status == 202  # still pending: there are only two GPUs
+    reason = (
+        "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."  # gpu-1 tolerates the GPU taint
+    )
+    messages = await asyncio.wait_for(progress_messages(hub, "bob", "g3", until=reason), 30)
+    assert any(reason in m for m in messages), messages
+    status, _ = hub.api("DELETE", "users/bob/servers/g3")
+    assert status in (202, 204)
+
+    async def cancelled():
+        names = [p["metadata"]["name"] for p in await pods(kube, namespace)]
+        return (
+            "jupyter-bob--g3" not in names
+            and hub.api("GET", "users/bob")[1]["servers"].get("g3") is None
+        )
+
+    await eventually(cancelled, timeout=30)
+    # The cancelled spawn no longer counts against project-quota-gpu 3: two GPUs in use, one more fits.
+    status, body = hub.api("POST", "users/bob/servers/g4", options)
+    assert status in (201, 202), body
