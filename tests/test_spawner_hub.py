@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import re
 import sys
 import urllib.parse
@@ -476,3 +477,50 @@ async def test_unschedulable_spawn_shows_why_and_can_be_cancelled(
     # The cancelled spawn no longer counts against project-quota-gpu 3: two GPUs in use, one more fits.
     status, body = hub.api("POST", "users/bob/servers/g4", options)
     assert status in (201, 202), body
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"group": "vision"}, "user_options.group: you are not a member of group 'vision'"),
+        (
+            {"group": "phusers", "instance_type.phusers": "gpu-1"},
+            "user_options.instance_type: 'gpu-1' is not available in group 'phusers'",
+        ),
+        (
+            {"group": "ml-team", "image.ml-team": "building"},
+            "user_options.image: image building is not ready yet",
+        ),
+        (
+            {"group": "ml-team", "env_name": "2FAST", "env_value": "x"},
+            "user_options.env.2FAST: is not a valid variable name",
+        ),
+        (
+            {"group": "ml-team", "env_name": "JUPYTERHUB_API_TOKEN", "env_value": "x"},
+            "user_options.env.JUPYTERHUB_API_TOKEN: is set by the hub",
+        ),
+        (
+            {"group": "ml-team", "instance_type.ml-team": "gpu-1", "image.ml-team": "pytorch"},
+            "user_options.quota: your quota in group 'ml-team' would be exceeded — CPU: 0.5 allowed",
+        ),
+    ],
+    ids=[
+        "not-a-member",
+        "type-not-granted",
+        "image-not-ready",
+        "env-name",
+        "env-reserved",
+        "quota",
+    ],
+)
+async def test_invalid_form_submissions_are_a_400_without_a_pod(
+    hub_factory, kube, namespace, tmp_path, fields, message
+):
+    hub = hub_factory(realm_with(tmp_path, ml_team={"quota-cpu": "500m"}))
+    async with browser_session(hub, "alice") as http:
+        page = (await http.get(f"{hub.url}/hub/spawn")).text
+        response = await http.post(f"{hub.url}/hub/spawn", data={"_xsrf": xsrf(page), **fields})
+    assert response.status_code == 400
+    assert html.unescape(message) in html.unescape(response.text)
+    assert await pods(kube, namespace) == []
+    assert not any(k.startswith("error/") and v for k, v in spawn_counts(hub).items())
