@@ -406,6 +406,11 @@ async def test_admin_async_and_client_roles(server):
     assert [r["name"] for r in direct] == ["realm-admin"]
     effective = await kc.a_get_composite_client_roles_of_user(admin_id, management)
     assert {"view-users", "query-groups", "manage-users"} <= {r["name"] for r in effective}
+    mappings = await kc.a_get_all_roles_of_user(admin_id)
+    assert [r["name"] for r in mappings["realmMappings"]] == ["default-roles-conformance"]
+    assert [r["name"] for r in mappings["clientMappings"]["realm-management"]["mappings"]] == [
+        "realm-admin"
+    ]
     groups = await kc.a_get_user_groups(admin_id, brief_representation=False)
     assert [g["path"] for g in groups] == ["/everyone", "/ml"]
     await kc.connection.aclose()

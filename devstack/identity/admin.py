@@ -14,7 +14,12 @@ from tornado import web
 
 from .oidc import RealmHandler
 from .realm import REALM_MANAGEMENT, Group, Realm, User
-from .representations import group_representation, role_representation, user_representation
+from .representations import (
+    group_representation,
+    mappings_representation,
+    role_representation,
+    user_representation,
+)
 from .sessions import GrantError
 
 # The realm-management roles that grant each kind of access (any one suffices).
@@ -232,22 +237,7 @@ class UserRoleMappingsHandler(AdminHandler):
         user = self.user(user_id)
         if user is None:
             return
-        payload: dict[str, Any] = {
-            "realmMappings": _realm_roles(self.realm, user.realm_roles, True)
-        }
-        clients = {}
-        for client_id, names in user.client_roles.items():
-            client = self.realm.clients[client_id]
-            clients[client_id] = {
-                "id": client.id,
-                "client": client_id,
-                "mappings": [
-                    role_representation(self.realm, client.roles[n]) for n in sorted(set(names))
-                ],
-            }
-        if clients:
-            payload["clientMappings"] = clients
-        self.json(payload)
+        self.json(mappings_representation(self.realm, user.realm_roles, user.client_roles))
 
 
 class UserRealmRolesHandler(AdminHandler):
@@ -358,22 +348,7 @@ class GroupRoleMappingsHandler(AdminHandler):
         group = self.group(group_id)
         if group is None:
             return
-        payload: dict[str, Any] = {
-            "realmMappings": _realm_roles(self.realm, group.realm_roles, True)
-        }
-        clients = {}
-        for client_id, names in group.client_roles.items():
-            client = self.realm.clients[client_id]
-            clients[client_id] = {
-                "id": client.id,
-                "client": client_id,
-                "mappings": [
-                    role_representation(self.realm, client.roles[n]) for n in sorted(set(names))
-                ],
-            }
-        if clients:
-            payload["clientMappings"] = clients
-        self.json(payload)
+        self.json(mappings_representation(self.realm, group.realm_roles, group.client_roles))
 
 
 class GroupRealmRolesHandler(AdminHandler):

@@ -78,3 +78,25 @@ def role_representation(realm: Realm, role: Role, brief: bool = True) -> dict[st
     if not brief:
         rep["attributes"] = role.attributes
     return rep
+
+
+def mappings_representation(
+    realm: Realm, realm_roles: list[str], client_roles: dict[str, list[str]]
+) -> dict[str, Any]:
+    """MappingsRepresentation: direct realm roles and, per client, direct client roles."""
+    payload: dict[str, Any] = {
+        "realmMappings": [
+            role_representation(realm, realm.roles[n]) for n in sorted(set(realm_roles))
+        ]
+    }
+    clients = {}
+    for client_id, names in client_roles.items():
+        client = realm.clients[client_id]
+        clients[client_id] = {
+            "id": client.id,
+            "client": client_id,
+            "mappings": [role_representation(realm, client.roles[n]) for n in sorted(set(names))],
+        }
+    if clients:
+        payload["clientMappings"] = clients
+    return payload
