@@ -46,12 +46,8 @@ c.KubeSpawner.namespace = env("POD_NAMESPACE", "default")
 c.KubeSpawner.start_timeout = int(env("SPAWNER_START_TIMEOUT", "300"))
 c.KubeSpawner.http_timeout = int(env("SPAWNER_HTTP_TIMEOUT", "30"))
 c.KubeSpawner.node_selector = {"component": "singleuser-server"}
-c.KubeSpawner.storage_pvc_ensure = True
-c.KubeSpawner.pvc_name_template = "claim-{username}"
-c.KubeSpawner.storage_capacity = env("DEFAULT_USER_VOLUME_CAPACITY", "1Gi")
-c.KubeSpawner.volumes = [
-    {"name": "home", "persistentVolumeClaim": {"claimName": "claim-{username}"}}
-]
-c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+# The spawner mounts the home claim itself (at /home/jovyan, or /home/jovyan/user in safe mode), sized
+# by the user's volumeCapacity or PRIMEHUB_HOME_CAPACITY; PHFS from PRIMEHUB_PHFS_CLAIM ("" = off).
+c.KubeSpawner.pvc_name_template = "claim-{username}{servername}"
 if env("SINGLEUSER_CMD"):
     c.KubeSpawner.cmd = env("SINGLEUSER_CMD").split()

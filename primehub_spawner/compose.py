@@ -6,6 +6,7 @@ returns trait values for one concern, which the spawner applies to itself for th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -77,8 +78,13 @@ def labels(username: str, group: str) -> dict[str, str]:
     return {USER_LABEL: label_value(username), GROUP_LABEL: label_value(group)}
 
 
-def environment(choice: LaunchChoice, context: LaunchContext, username: str) -> dict[str, str]:
-    """Standard variables first, the user's own rows last (they win)."""
+def environment(
+    choice: LaunchChoice,
+    context: LaunchContext,
+    username: str,
+    datasets: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Standard variables, the launch group's MLflow settings, env datasets, the user's rows last."""
     instance_type = choice.instance_type.instance_type
     group = choice.offer.group
     env = {
@@ -93,5 +99,26 @@ def environment(choice: LaunchChoice, context: LaunchContext, username: str) -> 
     nvidia = instance_type.gpu_resource == DEFAULT_GPU_RESOURCE and instance_type.has_gpu
     if not nvidia:
         env["NVIDIA_VISIBLE_DEVICES"] = "none"
+    mlflow = group.mlflow
+    if mlflow is not None:
+        if mlflow.tracking_uri:
+            env["MLFLOW_TRACKING_URI"] = mlflow.tracking_uri
+        if mlflow.ui_url:
+            env["MLFLOW_UI_URL"] = mlflow.ui_url
+        env.update(dict(mlflow.tracking_envs))
+        env.update(dict(mlflow.artifact_envs))
+    env.update(datasets or {})
     env.update(dict(choice.request.env))
     return env
+
+
+def usage_annotation(pod_name: str, username: str, choice: LaunchChoice) -> dict[str, str]:
+    """PrimeHub's ``primehub.io/usage`` annotation, read by usage reports."""
+    usage = {
+        "component": "jupyter",
+        "component_name": pod_name,
+        "group": choice.group,
+        "user": username,
+        "instance_type": choice.instance_type.instance_type.name,
+    }
+    return {"primehub.io/usage": json.dumps(usage, sort_keys=True)}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import os
 from typing import Any, ClassVar
 
 from jupyterhub.spawner import SpawnException
+from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Bool, default
+from traitlets import Bool, Unicode, default
 
-from . import compose, form
+from . import compose, form, volumes
 from .authenticator import launch_context
 from .options import OptionError, decide, parse_user_options
 from .quota import Ledger, Usage, exceeded, usage
@@ -35,10 +38,53 @@ class PrimeHubSpawner(KubeSpawner):
         on equal keys.""",
     )
 
+    home_capacity = Unicode(
+        config=True,
+        help="""Size of a new home volume when the user has no ``volumeCapacity`` attribute.
+        From ``$PRIMEHUB_HOME_CAPACITY``; default ``1Gi``.""",
+    )
+
+    @default("home_capacity")
+    def _home_capacity_default(self) -> str:
+        return os.environ.get("PRIMEHUB_HOME_CAPACITY") or "1Gi"
+
+    phfs_claim = Unicode(
+        config=True,
+        help="""The PHFS claim (csi-rclone over object storage), mounted at ``/phfs`` with the launch
+        group's folder as subPath; empty disables PHFS. From ``$PRIMEHUB_PHFS_CLAIM``; default
+        ``primehub-store``.""",
+    )
+
+    @default("phfs_claim")
+    def _phfs_claim_default(self) -> str:
+        return os.environ.get("PRIMEHUB_PHFS_CLAIM", "primehub-store")
+
+    gitsync_host_root = Unicode(
+        "/home/dataset", config=True, help="Host directory where git-sync keeps git datasets."
+    )
+
     ledger: ClassVar[Ledger] = Ledger()
     _background: ClassVar[set[asyncio.Future[None]]] = set()
     launch_group: str | None = None
     primehub_presets: form.Presets = form.Presets()
+
+    _per_spawn: ClassVar[tuple[str, ...]] = (
+        "volumes",
+        "volume_mounts",
+        "environment",
+        "extra_labels",
+        "extra_annotations",
+        "node_selector",
+        "tolerations",
+        "lifecycle_hooks",
+        "image_pull_secrets",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What each spawn starts from: the configured values, never the previous spawn's.
+        self._configured = {name: copy.deepcopy(getattr(self, name)) for name in self._per_spawn}
+        self._launch_warnings: list[str] = []
 
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Any:
@@ -105,37 +151,111 @@ class PrimeHubSpawner(KubeSpawner):
             request = parse_user_options(user_options)
             catalog = (await CatalogCache.shared(self.namespace)).snapshot()
             choice = decide(request, context, catalog, last_group=self.launch_group)
-            await self._start_watching_pods()
+        except OptionError as error:
+            raise _refusal(error) from None
+        pod = volumes.compose_volumes(choice, context, self._volume_settings(), request.safe_mode)
+        self._launch_warnings = list(pod.warnings) + await self._drop_missing_claims(pod)
+        await self._start_watching_pods()
+        try:
             self._admit(choice)  # check and reserve with no await in between
         except OptionError as error:
-            reason = "quota" if error.field == "quota" else "invalid_options"
-            raise SpawnException(
-                f"user_options.{error.field}: {error.reason}", reason=reason
-            ) from None
-        instance_type = choice.instance_type.instance_type
-        settings: dict[str, Any] = {
-            **compose.resources(instance_type),
-            **compose.scheduling(
-                instance_type,
-                self.node_selector,
-                self.tolerations,
-                self.scheduling_replaces_defaults,
-            ),
-            **compose.image(choice),
-        }
-        for trait, value in settings.items():
-            setattr(self, trait, value)
-        self.extra_labels = {**self.extra_labels, **compose.labels(self.user.name, choice.group)}
-        self.environment = {
-            **self.environment,
-            **compose.environment(choice, context, self.user.name),
-        }
+            raise _refusal(error) from None
+        try:
+            for trait, value in self._settings(choice, context, request.safe_mode, pod).items():
+                setattr(self, trait, value)
+        except BaseException:
+            self.ledger.release(self._ledger_key)
+            raise
+        for warning in self._launch_warnings:
+            self.log.warning("%s: %s", self._log_name, warning)
         self.user_options = choice.user_options()
         self.launch_group = choice.group
         self.primehub_presets = form.Presets()
         self.orm_spawner.user_options = self.user_options
         if "env" in (user_options or {}) and request.env != context.user.envs:
             self._save_env_presets(context.user.id, request.env)
+
+    def _settings(
+        self, choice: Any, context: Any, safe_mode: bool, pod: volumes.PodVolumes
+    ) -> dict[str, Any]:
+        """Every KubeSpawner trait of this spawn, from the configured values (never a previous spawn's)."""
+        base = copy.deepcopy(self._configured)
+        instance_type = choice.instance_type.instance_type
+        settings: dict[str, Any] = {
+            **compose.resources(instance_type),
+            **compose.scheduling(
+                instance_type,
+                base["node_selector"],
+                base["tolerations"],
+                self.scheduling_replaces_defaults,
+            ),
+            **compose.image(choice),
+        }
+        home_path = self._volume_settings().safe_mode_home_path if safe_mode else "/home/jovyan"
+        home = {"name": "volume-home", "persistentVolumeClaim": {"claimName": self.pvc_name}}
+        settings.update(
+            volumes=[*base["volumes"], home, *pod.volumes],
+            volume_mounts=[
+                *base["volume_mounts"],
+                {"name": "volume-home", "mountPath": home_path},
+                *pod.mounts,
+            ],
+            storage_pvc_ensure=True,
+            storage_capacity=context.user.volume_capacity or self.home_capacity,
+            environment={
+                **base["environment"],
+                **_literal(compose.environment(choice, context, self.user.name, pod.env)),
+            },
+            extra_labels={**base["extra_labels"], **compose.labels(self.user.name, choice.group)},
+            extra_annotations={
+                **base["extra_annotations"],
+                **_literal(compose.usage_annotation(self.pod_name, self.user.name, choice)),
+            },
+            image_pull_secrets=settings.get("image_pull_secrets") or base["image_pull_secrets"],
+        )
+        hooks = dict(base["lifecycle_hooks"])
+        links = volumes.link_command(pod.links)
+        if links and "postStart" not in hooks:
+            hooks["postStart"] = {"exec": {"command": links}}
+        settings["lifecycle_hooks"] = hooks
+        return settings
+
+    def _volume_settings(self) -> volumes.VolumeSettings:
+        return volumes.VolumeSettings(
+            phfs_claim=self.phfs_claim or None, gitsync_host_root=self.gitsync_host_root
+        )
+
+    async def _drop_missing_claims(self, pod: volumes.PodVolumes) -> list[str]:
+        """Leave out volumes whose claim does not exist (the pod would never start); say so."""
+        warnings = []
+        for claim, what in pod.claims.items():
+            try:
+                await self.api.read_namespaced_persistent_volume_claim(claim, self.namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+                dropped = {
+                    v["name"]
+                    for v in pod.volumes
+                    if (v.get("persistentVolumeClaim") or {}).get("claimName") == claim
+                }
+                paths = {m["mountPath"] for m in pod.mounts if m["name"] in dropped}
+                pod.volumes = [v for v in pod.volumes if v["name"] not in dropped]
+                pod.mounts = [m for m in pod.mounts if m["name"] not in dropped]
+                pod.links = [
+                    (target, link)
+                    for target, link in pod.links
+                    if not any(target == p or target.startswith(p + "/") for p in paths)
+                ]
+                warnings.append(f"{what} is not mounted: its volume claim {claim} does not exist")
+        return warnings
+
+    async def progress(self) -> Any:
+        """KubeSpawner's progress (the pod's events), preceded by this launch's warnings."""
+        for warning in self._launch_warnings:
+            yield {"progress": 1, "message": f"Warning: {warning}"}
+        async for event in super().progress():
+            yield event
 
     def _save_env_presets(self, user_id: str, env: tuple[tuple[str, str], ...]) -> None:
         """Save the env rows as the user's presets, in the background (never delays the spawn)."""
@@ -202,6 +322,17 @@ class PrimeHubSpawner(KubeSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.launch_group = state.get("primehub_launch_group") or self.launch_group
+
+
+def _refusal(error: OptionError) -> SpawnException:
+    reason = "quota" if error.field == "quota" else "invalid_options"
+    return SpawnException(f"user_options.{error.field}: {error.reason}", reason=reason)
+
+
+def _literal(values: dict[str, str]) -> dict[str, str]:
+    """KubeSpawner expands ``{username}``-style fields in env values and annotations; ours are literal
+    (a user's ``{x}`` must not become a KeyError)."""
+    return {key: value.replace("{", "{{").replace("}", "}}") for key, value in values.items()}
 
 
 async def _render_options_form(spawner: PrimeHubSpawner) -> str:

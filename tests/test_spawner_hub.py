@@ -41,7 +41,7 @@ async def hub_factory(test_ground, kube, namespace, identity_server_factory, tmp
     await apply_file(kube, RESOURCES, namespace)
     hubs = []
 
-    def start(realm_file: Path = DEMO_REALM) -> HubProcess:
+    def start(realm_file: Path = DEMO_REALM, cmd: list[str] | None = None) -> HubProcess:
         server = identity_server_factory(realm_file)
         hub = HubProcess(
             tmp_path / f"hub{len(hubs)}", environment={"KUBECONFIG": str(test_ground.kubeconfig)}
@@ -59,7 +59,7 @@ async def hub_factory(test_ground, kube, namespace, identity_server_factory, tmp
                 'c.PrimeHubAuthenticator.client_secret = "demo-jupyterhub-secret"',
                 f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
                 f"c.KubeSpawner.namespace = {namespace!r}",
-                f"c.KubeSpawner.cmd = [{sys.executable!r}, '-m', 'http.server', '8888']",
+                f"c.KubeSpawner.cmd = {cmd or [sys.executable, '-m', 'http.server', '8888']!r}",
                 "c.KubeSpawner.start_timeout = 60",
                 "c.KubeSpawner.http_timeout = 30",
                 "import primehub_spawner",
@@ -524,3 +524,76 @@ async def test_invalid_form_submissions_are_a_400_without_a_pod(
     assert html.unescape(message) in html.unescape(response.text)
     assert await pods(kube, namespace) == []
     assert not any(k.startswith("error/") and v for k, v in spawn_counts(hub).items())
+
+
+async def test_pod_volumes_missing_claims_and_literal_values(hub_factory, kube, namespace):
+    import json
+
+    slow = [
+        "/bin/sh",
+        "-c",
+        f"sleep 5; exec {sys.executable} -m http.server 8888",
+    ]  # pending long enough to watch
+    hub = hub_factory(cmd=slow)
+    await kube.post(
+        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+        {  # as PrimeHub's console does
+            "metadata": {"name": "project-ml-team"},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    await log_in(hub, "alice")
+    options = {"user_options": {"group": "ml-team", "env": {"TEMPLATE": "{username} stays {x}"}}}
+    spawning = asyncio.ensure_future(
+        asyncio.to_thread(hub.api, "POST", "users/alice/server", options)
+    )
+    await asyncio.sleep(0.5)
+    messages = await asyncio.wait_for(
+        progress_messages(hub, "alice", "", until="Started container"), 60
+    )
+    assert (await spawning)[0] in (201, 202), hub.log()
+    assert "PHFS storage is not mounted" in hub.log()
+    warnings = [m for m in messages if m.startswith("Warning:")]
+    assert (
+        "Warning: dataset MNIST is not mounted: its volume claim dataset-mnist does not exist"
+        in warnings
+    )
+    assert (
+        "Warning: PHFS storage is not mounted: its volume claim primehub-store does not exist"
+        in warnings
+    )
+
+    async def running():
+        found = [p for p in await pods(kube, namespace) if p["status"].get("phase") == "Running"]
+        return found[0] if found else None
+
+    pod = await eventually(running, timeout=60)
+    container = pod["spec"]["containers"][0]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert {
+        "/home/jovyan",
+        "/project/ml-team",
+        "/datasets/corpus",
+        "/gitsync/recipes",
+        "/dev/shm",
+    } <= set(mounts)
+    assert "/datasets/mnist" not in mounts and "/phfs" not in mounts
+    assert mounts["/datasets/corpus"]["readOnly"] is True
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TEMPLATE"] == "{username} stays {x}"
+    assert env["ML_ENV_MLFLOW_EXPERIMENT"] == "demo" and env["ML_ENV_BATCH_SIZE"] == "32"
+    usage = json.loads(pod["metadata"]["annotations"]["primehub.io/usage"])
+    assert usage == {
+        "component": "jupyter",
+        "component_name": "jupyter-alice",
+        "group": "ml-team",
+        "user": "alice",
+        "instance_type": "cpu-1",
+    }
+    claim = await kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/claim-alice")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    hook = container["lifecycle"]["postStart"]["exec"]["command"]
+    assert "ln -s /project/ml-team /home/jovyan/ml-team" in hook[2]
