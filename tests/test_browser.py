@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from devstack.testing import DEMO_REALM, eventually
-from tests.test_spawner_hub import hub_factory  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -62,7 +61,7 @@ async def logged_in_page(browser, hub, username: str):
     return page
 
 
-async def test_group_switching_and_gpu_images(browser, hub_factory, realm):  # noqa: F811
+async def test_group_switching_and_gpu_images(browser, hub_factory, realm):
     hub = hub_factory(realm)
     page = await logged_in_page(browser, hub, "alice")
     await page.goto(f"{hub.url}/hub/spawn")
@@ -85,7 +84,7 @@ async def test_group_switching_and_gpu_images(browser, hub_factory, realm):  # n
     assert not await ml.locator(".primehub-gpu-warning").is_visible()
 
 
-async def test_launch_link_autolaunch_and_env_rows(browser, hub_factory, realm):  # noqa: F811
+async def test_launch_link_autolaunch_and_env_rows(browser, hub_factory, realm):
     hub = hub_factory(realm)
     page = await logged_in_page(browser, hub, "alice")
     await page.goto(

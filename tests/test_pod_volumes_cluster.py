@@ -1,0 +1,138 @@
+"""Composed notebook pods on the real API server and local kubelet: what a notebook sees.
+
+The stand-in notebook runs the ``PROBE`` env row (a shell script) before serving; probes write what
+they find into the home volume, which the test reads from the claim's directory on the test ground.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from devstack.testing import eventually
+from tests.hub_stack import log_in, pods
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+PROBING = ["/bin/sh", "-c", f'sh -c "$PROBE"; exec {sys.executable} -m http.server 8888']
+
+
+async def claim_dir(kube, test_ground, namespace: str, claim: str) -> Path:
+    pvc = await kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
+    volume = await kube.get(f"/api/v1/persistentvolumes/{pvc['spec']['volumeName']}")
+    return test_ground.host_dir("hostpath", *Path(volume["spec"]["hostPath"]["path"]).parts[1:])
+
+
+async def make_claim(kube, namespace: str, name: str) -> None:
+    await kube.post(
+        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+
+
+async def run_probe(hub, kube, namespace, user: str, server: str, script: str, **options) -> dict:
+    path = f"users/{user}/servers/{server}" if server else f"users/{user}/server"
+    status, body = hub.api("POST", path, {"user_options": {**options, "env": {"PROBE": script}}})
+    assert status in (201, 202), (status, body, hub.log()[-2000:])
+    name = f"jupyter-{user}" + (f"--{server}" if server else "")
+
+    async def running():
+        found = [p for p in await pods(kube, namespace) if p["metadata"]["name"] == name]
+        return found[0] if found and found[0]["status"].get("phase") == "Running" else None
+
+    return await eventually(running, timeout=60)
+
+
+async def stop(hub, kube, namespace, user: str, server: str = "") -> None:
+    path = f"users/{user}/servers/{server}" if server else f"users/{user}/server"
+    assert hub.api("DELETE", path)[0] in (202, 204)
+    name = f"jupyter-{user}" + (f"--{server}" if server else "")
+
+    async def gone():
+        return all(p["metadata"]["name"] != name for p in await pods(kube, namespace))
+
+    await eventually(gone, timeout=30)
+
+
+async def test_read_only_datasets_shared_group_volume_and_home(
+    hub_factory, kube, namespace, test_ground
+):
+    await make_claim(kube, namespace, "project-ml-team")
+    hub = hub_factory(cmd=PROBING)
+    await log_in(hub, "alice", "bob")
+    script = (
+        "cd /home/jovyan; "
+        "if touch /datasets/corpus/x 2>/dev/null; then echo writable; else echo read-only; fi > corpus.txt; "
+        "echo hello-from-alice > /project/ml-team/note.txt; echo kept > keep.txt; "
+        "sleep 1; ls -la /home/jovyan > links.txt"
+    )
+    await run_probe(hub, kube, namespace, "alice", "", script, group="ml-team")
+    home = await claim_dir(kube, test_ground, namespace, "claim-alice")
+
+    async def probed():
+        return (home / "links.txt").exists()
+
+    await eventually(probed, timeout=30)
+    assert (home / "corpus.txt").read_text().strip() == "read-only"
+    assert "ml-team -> /project/ml-team" in (home / "links.txt").read_text()
+    assert "datasets -> /datasets" in (home / "links.txt").read_text()
+    await run_probe(
+        hub,
+        kube,
+        namespace,
+        "bob",
+        "",
+        "cat /project/ml-team/note.txt > /home/jovyan/seen.txt",
+        group="ml-team",
+    )
+    bob_home = await claim_dir(kube, test_ground, namespace, "claim-bob")
+    await eventually(lambda: _exists(bob_home / "seen.txt"), timeout=30)
+    assert (
+        bob_home / "seen.txt"
+    ).read_text().strip() == "hello-from-alice"  # one group volume, two members
+
+    await stop(hub, kube, namespace, "alice")
+    await run_probe(
+        hub,
+        kube,
+        namespace,
+        "alice",
+        "",
+        "ls /home/jovyan > /home/jovyan/user/top.txt; ls /home/jovyan/user > /home/jovyan/user/after.txt",
+        group="ml-team",
+        safe_mode=True,
+    )
+    await eventually(lambda: _exists(home / "after.txt"), timeout=30)
+    assert "keep.txt" in (home / "after.txt").read_text()  # home persisted across stop and start
+    assert (home / "top.txt").read_text().split() == [
+        "user"
+    ]  # safe mode: home at /home/jovyan/user
+
+
+async def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+async def test_phfs_folders_are_per_group(hub_factory, kube, namespace, test_ground):
+    await make_claim(kube, namespace, "primehub-store")
+    hub = hub_factory(cmd=PROBING)
+    await log_in(hub, "alice", "carol")
+    await run_probe(
+        hub, kube, namespace, "alice", "", "echo secret > /phfs/ml-only.txt", group="ml-team"
+    )
+    store = await claim_dir(kube, test_ground, namespace, "primehub-store")
+    await eventually(lambda: _exists(store / "groups" / "ml-team" / "ml-only.txt"), timeout=30)
+    await run_probe(
+        hub, kube, namespace, "carol", "", "ls -a /phfs > /home/jovyan/phfs.txt", group="vision"
+    )
+    carol_home = await claim_dir(kube, test_ground, namespace, "claim-carol")
+    await eventually(lambda: _exists(carol_home / "phfs.txt"), timeout=30)
+    assert "ml-only.txt" not in (carol_home / "phfs.txt").read_text()
+    assert (store / "groups" / "vision").is_dir()
