@@ -136,3 +136,73 @@ async def test_phfs_folders_are_per_group(hub_factory, kube, namespace, test_gro
     await eventually(lambda: _exists(carol_home / "phfs.txt"), timeout=30)
     assert "ml-only.txt" not in (carol_home / "phfs.txt").read_text()
     assert (store / "groups" / "vision").is_dir()
+
+
+async def test_adversarial_names_pass_the_api_server(
+    hub_factory, kube, namespace, test_ground, tmp_path
+):
+    import yaml
+
+    from primehub_spawner.volumes import group_path_name
+    from tests.hub_stack import DEMO_REALM
+
+    weird_group = "Data_Science Ω Team"
+    realm = yaml.safe_load(DEMO_REALM.read_text())
+    realm["groups"].append(
+        {
+            "name": weird_group,
+            "realmRoles": ["it:cpu-1", "ds:rw:scratch"],
+            "attributes": {
+                "enabled-shared-volume": ["true"],
+                "shared-volume-capacity": ["1"],
+                "launch-group-only": ["false"],
+            },
+        }
+    )
+    realm["users"].append(
+        {"username": "erin.o_brien", "password": "erin.o_brien", "groups": [f"/{weird_group}"]}
+    )
+    realm_file = tmp_path / "weird.yaml"
+    realm_file.write_text(yaml.safe_dump(realm))
+    slug = group_path_name(weird_group)
+    await make_claim(kube, namespace, f"project-{slug}")
+    await make_claim(kube, namespace, "dataset-scratch")
+    hub = hub_factory(realm_file, cmd=PROBING)
+    await log_in(hub, "erin.o_brien")
+    status, body = hub.api(
+        "POST",
+        "users/erin.o_brien/servers/lab-1",
+        {
+            "user_options": {
+                "group": weird_group,
+                "env": {
+                    "PROBE": "touch /datasets/scratch/w && for d in /project/*; do touch $d/w || exit 1; done && echo ok > ~/ok"
+                },
+            }
+        },
+    )
+    assert status in (201, 202), (body, hub.log()[-2000:])
+
+    async def running():
+        found = [p for p in await pods(kube, namespace) if p["status"].get("phase") == "Running"]
+        return found[0] if found else None
+
+    pod = await eventually(running, timeout=60)
+    labels = pod["metadata"]["labels"]
+    assert (
+        labels["primehub.io/group"] != weird_group and labels["primehub.io/user"]
+    )  # valid label values
+    mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert f"/project/{slug}" in mounts and "readOnly" not in mounts["/datasets/scratch"]
+    home_claim = next(
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["spec"]["volumes"]
+        if v["name"] == "volume-home"
+    )
+    home = await claim_dir(kube, test_ground, namespace, home_claim)
+    try:
+        await eventually(
+            lambda: _exists(home / "ok"), timeout=30
+        )  # rw dataset and group volume writable
+    except AssertionError:
+        raise AssertionError(test_ground.pod_log(pod["metadata"]["uid"], "notebook")) from None
