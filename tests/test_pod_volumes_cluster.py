@@ -151,7 +151,7 @@ async def test_adversarial_names_pass_the_api_server(
     realm["groups"].append(
         {
             "name": weird_group,
-            "realmRoles": ["it:cpu-1", "ds:rw:scratch"],
+            "realmRoles": ["it:cpu-1", "ds:rw:scratch", "ds:imagenet-mini"],
             "attributes": {
                 "enabled-shared-volume": ["true"],
                 "shared-volume-capacity": ["1"],
@@ -194,6 +194,9 @@ async def test_adversarial_names_pass_the_api_server(
     )  # valid label values
     mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
     assert f"/project/{slug}" in mounts and "readOnly" not in mounts["/datasets/scratch"]
+    assert (
+        mounts["/datasets/imagenet-mini"]["readOnly"] is True
+    )  # hostPath, read-only without ds:rw
     home_claim = next(
         v["persistentVolumeClaim"]["claimName"]
         for v in pod["spec"]["volumes"]
