@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from .demo_hub import prepare_and_start_hub
 from .ground import DATA_DIR, DEFAULT_NODES, TestGround
 from .identity.process import IdentityServerProcess
 
@@ -18,7 +19,7 @@ DEMO_REALM = DATA_DIR / "realm.yaml"
 DEMO_LOGINS = ("phadmin", "alice", "bob", "carol", "dave")
 
 
-def demo(state_dir: Path, nodes: Path, identity_port: int) -> int:
+def demo(state_dir: Path, nodes: Path, identity_port: int, hub_port: int) -> int:
     # A plain flag: a handler must not take locks (Event.set() would, and deadlock on a second signal).
     stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -28,13 +29,17 @@ def demo(state_dir: Path, nodes: Path, identity_port: int) -> int:
     identity = IdentityServerProcess(
         DEMO_REALM, ground.cluster.logs / "identity.log", port=identity_port
     )
+    hub = None
     try:
         identity.start()
+        print("Starting JupyterHub ...", flush=True)
+        hub = prepare_and_start_hub(ground, identity, hub_port)
         print(
             "\n".join(
                 [
                     "",
-                    "primehub_spawner test ground is running.",
+                    "primehub_spawner demo is running.",
+                    f"  JupyterHub       http://127.0.0.1:{hub_port}/  (jupyterhub_config.py, namespace primehub)",
                     f"  Kubernetes API   {ground.cluster.server}  (kube-apiserver v1.20.2, real)",
                     f"  kubeconfig       {ground.kubeconfig}",
                     f"  local kubelet    nodes from {nodes}",
@@ -55,6 +60,7 @@ def demo(state_dir: Path, nodes: Path, identity_port: int) -> int:
                 ground.cluster.running(),
                 ground.kubelet and ground.kubelet.alive(),
                 identity.process and identity.process.alive(),
+                hub.alive(),
             )
             if not all(parts):
                 print("A test-ground process died; see the logs above. Stopping.", file=sys.stderr)
@@ -62,6 +68,8 @@ def demo(state_dir: Path, nodes: Path, identity_port: int) -> int:
         return 0
     finally:
         print("Stopping ...", flush=True)
+        if hub is not None:
+            hub.stop(grace=30)  # JupyterHub stops the notebook servers on its way out
         identity.stop()
         leftovers = ground.stop()
         if leftovers:
@@ -75,8 +83,9 @@ def main() -> int:
     run.add_argument("--state-dir", type=Path, default=Path(".demo"))
     run.add_argument("--nodes", type=Path, default=DEFAULT_NODES, help="fake nodes (YAML)")
     run.add_argument("--identity-port", type=int, default=8080)
+    run.add_argument("--hub-port", type=int, default=8000)
     args = parser.parse_args()
-    return demo(args.state_dir, args.nodes, args.identity_port)
+    return demo(args.state_dir, args.nodes, args.identity_port, args.hub_port)
 
 
 if __name__ == "__main__":

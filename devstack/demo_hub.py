@@ -1,0 +1,106 @@
+"""The demo's JupyterHub: the project's own jupyterhub_config.py, driven by environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+import urllib.request
+from pathlib import Path
+
+from .ground import DATA_DIR, TestGround
+from .hub import NODE_BIN
+from .identity.process import IdentityServerProcess
+from .kubeapi import ApiError, Credentials, KubeAPI
+from .manifests import apply_file, install_crds
+from .processes import ManagedProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMESPACE = "primehub"
+# Claims PrimeHub's console would create: the group volume, pv datasets and PHFS.
+CLAIMS = ("project-ml-team", "dataset-docs", "dataset-mnist", "dataset-scratch", "primehub-store")
+
+
+async def prepare_cluster(ground: TestGround) -> None:
+    """CRDs, the demo namespace with its instance types, images, datasets and claims."""
+    async with KubeAPI(Credentials.from_kubeconfig(ground.kubeconfig)) as api:
+        await install_crds(api)
+        for path, body in (
+            ("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}}),
+            *(
+                (
+                    f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims",
+                    {
+                        "metadata": {"name": name},
+                        "spec": {
+                            "accessModes": ["ReadWriteMany"],
+                            "resources": {"requests": {"storage": "1Gi"}},
+                        },
+                    },
+                )
+                for name in CLAIMS
+            ),
+        ):
+            try:
+                await api.post(path, body)
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+        try:
+            await apply_file(api, DATA_DIR / "resources.yaml", NAMESPACE)
+        except ApiError as error:
+            if error.status != 409:
+                raise
+
+
+def start_hub(
+    ground: TestGround, identity: IdentityServerProcess, port: int = 8000
+) -> ManagedProcess:
+    """JupyterHub from jupyterhub_config.py with the demo's environment; returns once it answers."""
+    directory = ground.state_dir / "hub"
+    directory.mkdir(parents=True, exist_ok=True)
+    crypt_key = directory / "crypt_key"
+    if not crypt_key.exists():
+        crypt_key.write_text(secrets.token_hex(32))
+        crypt_key.chmod(0o600)
+    public = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PATH": f"{NODE_BIN}:{os.environ.get('PATH', '')}",
+        "KUBECONFIG": str(ground.kubeconfig),
+        "POD_NAMESPACE": NAMESPACE,
+        "HUB_PUBLIC_URL": f"{public}/",
+        "HUB_INTERNAL_URL": "http://127.0.0.1:8081",
+        "HUB_DB_URL": f"sqlite:///{directory / 'jupyterhub.sqlite'}",
+        "HUB_COOKIE_SECRET_FILE": str(directory / "cookie_secret"),
+        "CONFIGPROXY_COMMAND": str(NODE_BIN / "configurable-http-proxy"),
+        "JUPYTERHUB_CRYPT_KEY": crypt_key.read_text(),
+        "KEYCLOAK_URL": identity.url,
+        "KEYCLOAK_REALM": identity.realm,
+        "KEYCLOAK_CLIENT_SECRET": "demo-jupyterhub-secret",
+        "OAUTH_CALLBACK_URL": f"{public}/hub/oauth_callback",
+        # The test ground's pods run as root: the notebook server must be told that is fine.
+        "SINGLEUSER_CMD": f"{Path(sys.executable).parent / 'jupyterhub-singleuser'} --allow-root",
+    }
+    hub = ManagedProcess(
+        "jupyterhub",
+        [sys.executable, "-m", "jupyterhub", "-f", ROOT / "jupyterhub_config.py"],
+        ground.cluster.logs / "jupyterhub.log",
+        env=env,
+        cwd=directory,
+    ).start()
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"{public}/hub/api/", timeout=2) as response:  # noqa: S310
+            return response.status == 200
+
+    hub.wait_until(ready, timeout=90, what="the hub answering")
+    return hub
+
+
+def prepare_and_start_hub(
+    ground: TestGround, identity: IdentityServerProcess, port: int
+) -> ManagedProcess:
+    asyncio.run(prepare_cluster(ground))
+    return start_hub(ground, identity, port)
