@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from kubespawner.slugs import is_valid_label, safe_slug
@@ -24,21 +23,13 @@ def label_value(name: str) -> str:
     return safe_slug(name, is_valid=is_valid_label, max_length=63)
 
 
-def _cores(value: Decimal) -> float:
-    return float(value)
-
-
-def _bytes(value: Decimal) -> int:
-    return int(value)
-
-
 def resources(instance_type: InstanceType) -> dict[str, Any]:
     """Limits from the instance type; requests only when it sets them (overcommit), else = limits."""
     settings: dict[str, Any] = {
-        "cpu_limit": _cores(instance_type.cpu_limit),
-        "mem_limit": _bytes(instance_type.memory_limit),
-        "cpu_guarantee": _cores(instance_type.cpu_request or instance_type.cpu_limit),
-        "mem_guarantee": _bytes(instance_type.memory_request or instance_type.memory_limit),
+        "cpu_limit": float(instance_type.cpu_limit),
+        "mem_limit": int(instance_type.memory_limit),
+        "cpu_guarantee": float(instance_type.cpu_request or instance_type.cpu_limit),
+        "mem_guarantee": int(instance_type.memory_request or instance_type.memory_limit),
         "extra_resource_limits": {},
         "extra_resource_guarantees": {},
     }

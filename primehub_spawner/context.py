@@ -21,7 +21,8 @@ from .quantities import QuantityError, format_gibibytes, gigabytes_or_quantity, 
 
 log = logging.getLogger("primehub_spawner.context")
 CONTEXT_VERSION = 1
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A POSIX-portable environment variable name (letters, digits, _; not starting with a digit).
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Kubernetes object names (DNS-1123 subdomains): what a resource role may name.
 _RESOURCE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
@@ -165,7 +166,7 @@ def read_envs(attributes: Mapping[str, list[str]], key: str, owner: str) -> list
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             _bad(owner, key, json.dumps(entry), "entry is not {name, value}")
             continue
-        if not _ENV_NAME.match(entry["name"]):
+        if not ENV_NAME.fullmatch(entry["name"]):
             _bad(owner, key, entry["name"], "not a valid environment variable name")
             continue
         envs.append({"name": entry["name"], "value": str(entry.get("value", ""))})

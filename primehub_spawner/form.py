@@ -14,7 +14,7 @@ from ._data import TEMPLATES_DIR
 from .catalog import Catalog
 from .context import LaunchContext
 from .permissions import GroupOffer, compatibility, resolve
-from .quota import Usage, exceeded
+from .quota import GroupUsage, Usage, exceeded
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -46,12 +46,6 @@ class Presets:
     instance_type: str | None = None
     image: str | None = None
     autolaunch: bool = False
-
-
-@dataclass(frozen=True)
-class GroupUsage:
-    user: Usage
-    group: Usage
 
 
 def _preselect(

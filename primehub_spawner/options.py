@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Catalog
-from .context import LaunchContext
+from .context import ENV_NAME, LaunchContext
 from .permissions import GroupOffer, OfferedImage, OfferedInstanceType, compatibility, resolve
 
 KNOWN_KEYS = ("group", "instance_type", "image", "safe_mode", "env")
 MAX_NAME = 253
 MAX_ENV = 100
 MAX_ENV_VALUE = 32 * 1024
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_ENV = re.compile(r"JUPYTERHUB_.*|JPY_.*|MEM_.*|CPU_.*")
 
 

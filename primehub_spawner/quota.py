@@ -95,6 +95,14 @@ def exceeded(quota: Quota, used: Usage, wanted: Usage) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class GroupUsage:
+    """What the user uses in a group, and what the whole group uses."""
+
+    user: Usage
+    group: Usage
+
+
 class Ledger:
     """Spawns admitted but whose pods the watch has not shown yet, by spawner key."""
 

@@ -107,7 +107,3 @@ class CatalogCache:
             images=parsed["images"],
             datasets=parsed["datasets"],
         )
-
-    @classmethod
-    async def stop_all(cls) -> None:
-        await asyncio.gather(*(cache.stop() for cache in list(cls._shared.values())))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import os
 from typing import Any, ClassVar
 
@@ -15,7 +16,7 @@ from traitlets import Bool, Unicode, default
 from . import compose, form, volumes
 from .authenticator import launch_context
 from .options import OptionError, decide, parse_user_options
-from .quota import Ledger, Usage, exceeded, usage
+from .quota import GroupUsage, Ledger, Usage, exceeded, usage
 from .reflector import CatalogCache
 
 
@@ -104,29 +105,13 @@ class PrimeHubSpawner(KubeSpawner):
             return '<p class="alert alert-danger">Your login carries no PrimeHub launch context; please log in again.</p>'
         catalog = (await CatalogCache.shared(self.namespace)).snapshot()
         await self._start_watching_pods()
-        pods = [
-            p
-            for p in self.pod_reflector.pods.values()
-            if p["metadata"]["namespace"] == self.namespace
-        ]
-        seen = [p["metadata"]["name"] for p in pods]
-
-        def usage_of(group: str) -> form.GroupUsage:
-            labels = compose.labels(self.user.name, group)
-            user_label, group_label = labels[compose.USER_LABEL], labels[compose.GROUP_LABEL]
-            return form.GroupUsage(
-                user=usage(pods, group_label, user_label)
-                + self.ledger.pending(seen, group_label, user_label),
-                group=usage(pods, group_label) + self.ledger.pending(seen, group_label),
-            )
-
         viewer = getattr(getattr(self, "handler", None), "current_user", None)
         for_user = self.user.name if viewer is not None and viewer.name != self.user.name else None
         # A launch link's presets hold until the next launch (JupyterHub may render the form twice).
         return form.render(
             context,
             catalog,
-            usage_of,
+            functools.partial(self._usage_of, pods=self._namespace_pods()),
             presets=self.primehub_presets,
             last_group=self.launch_group,
             for_user=for_user,
@@ -276,32 +261,47 @@ class PrimeHubSpawner(KubeSpawner):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _admit(self, choice: Any) -> None:
-        group = choice.offer.group
-        wanted = Usage.of(choice.instance_type.instance_type)
-        labels = compose.labels(self.user.name, group.name)
-        user_label, group_label = labels[compose.USER_LABEL], labels[compose.GROUP_LABEL]
-        pods = [
+    def _namespace_pods(self) -> list[dict[str, Any]]:
+        return [
             p
             for p in self.pod_reflector.pods.values()
             if p["metadata"]["namespace"] == self.namespace
         ]
+
+    def _usage_of(self, group: str, pods: list[dict[str, Any]] | None = None) -> GroupUsage:
+        """What the user and the whole group use now: their counted pods plus spawns in flight."""
+        labels = compose.labels(self.user.name, group)
+        user_label, group_label = labels[compose.USER_LABEL], labels[compose.GROUP_LABEL]
+        pods = self._namespace_pods() if pods is None else pods
         seen = [p["metadata"]["name"] for p in pods]
-        used_by_user = usage(pods, group_label, user_label) + self.ledger.pending(
-            seen, group_label, user_label
+        return GroupUsage(
+            user=usage(pods, group_label, user_label)
+            + self.ledger.pending(seen, group_label, user_label),
+            group=usage(pods, group_label) + self.ledger.pending(seen, group_label),
         )
-        used_by_group = usage(pods, group_label) + self.ledger.pending(seen, group_label)
-        over_user = exceeded(group.user_quota, used_by_user, wanted)
+
+    def _admit(self, choice: Any) -> None:
+        group = choice.offer.group
+        wanted = Usage.of(choice.instance_type.instance_type)
+        used = self._usage_of(group.name)
+        over_user = exceeded(group.user_quota, used.user, wanted)
         if over_user:
             raise OptionError(
                 "quota", f"your quota in group {group.name!r} would be exceeded — {over_user}"
             )
-        over_group = exceeded(group.group_quota, used_by_group, wanted)
+        over_group = exceeded(group.group_quota, used.group, wanted)
         if over_group:
             raise OptionError(
                 "quota", f"the quota of group {group.name!r} would be exceeded — {over_group}"
             )
-        self.ledger.reserve(self._ledger_key, self.pod_name, user_label, group_label, wanted)
+        labels = compose.labels(self.user.name, group.name)
+        self.ledger.reserve(
+            self._ledger_key,
+            self.pod_name,
+            labels[compose.USER_LABEL],
+            labels[compose.GROUP_LABEL],
+            wanted,
+        )
 
     async def start(self) -> Any:
         try:

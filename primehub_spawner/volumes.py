@@ -15,12 +15,11 @@ from typing import Any
 
 from kubespawner.slugs import safe_slug
 
-from .context import GroupContext, LaunchContext
+from .context import ENV_NAME, GroupContext, LaunchContext
 from .options import LaunchChoice
 from .permissions import DatasetMount
 
 _ENV_KEY = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ def _dataset(pod: PodVolumes, mount: DatasetMount, settings: VolumeSettings, hom
         for key, value in dataset.variables.items():
             name = f"{prefix}_{key.upper()}"
             safe_name = name.replace("-", "_").replace(".", "_")
-            if not _ENV_KEY.fullmatch(key) or not _ENV_NAME.fullmatch(safe_name):
+            if not _ENV_KEY.fullmatch(key) or not ENV_NAME.fullmatch(safe_name):
                 pod.warnings.append(
                     f"dataset {dataset.name}: variable {key!r} is not a valid name and was left out"
                 )
