@@ -9,6 +9,7 @@ import ssl
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -195,16 +196,23 @@ class Cluster:
             ],
             self.logs / "kube-apiserver.log",
         ).start()
-        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        self._apiserver.wait_until(
+            lambda: self.get("/readyz") is not None, timeout=60, what="ready /readyz"
+        )
 
-        def ready() -> bool:
-            request = urllib.request.Request(  # noqa: S310 - https on loopback
-                f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token()}"}
-            )
-            with urllib.request.urlopen(request, timeout=2, context=context) as response:  # noqa: S310
-                return response.status == 200
-
-        self._apiserver.wait_until(ready, timeout=60, what="ready /readyz")
+    def get(self, path: str) -> Any:
+        """A blocking GET as admin (for readiness checks before any event loop runs): the decoded
+        JSON body (or text), after a 200."""
+        context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        request = urllib.request.Request(  # noqa: S310 - https on loopback
+            f"{self.server}{path}", headers={"Authorization": f"Bearer {self.token()}"}
+        )
+        with urllib.request.urlopen(request, timeout=2, context=context) as response:  # noqa: S310
+            body = response.read().decode()
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError:
+            return body
 
     def restart_apiserver(self) -> None:
         """Stop and start the API server alone (etcd keeps the state), on the same port."""

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
-import ssl
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,17 +81,13 @@ class TestGround:
             self.cluster.logs / "kubelet.log",
             cwd=Path(__file__).resolve().parent.parent,
         ).start()
-        self.kubelet.wait_until(self._nodes_ready, timeout=30, what="registered nodes")
-
-    def _nodes_ready(self) -> bool:
         expected = {node["name"] for node in yaml.safe_load(self.nodes_file.read_text())["nodes"]}
-        request = urllib.request.Request(  # noqa: S310 - https on loopback
-            f"{self.cluster.server}/api/v1/nodes",
-            headers={"Authorization": f"Bearer {self.cluster.token()}"},
+        self.kubelet.wait_until(
+            lambda: self._nodes_ready(expected), timeout=30, what="registered nodes"
         )
-        context = ssl.create_default_context(cafile=str(self.cluster.pki.ca_cert))
-        with urllib.request.urlopen(request, timeout=2, context=context) as response:  # noqa: S310
-            nodes = json.load(response)["items"]
+
+    def _nodes_ready(self, expected: set[str]) -> bool:
+        nodes = self.cluster.get("/api/v1/nodes")["items"]
         ready = {
             n["metadata"]["name"]
             for n in nodes

@@ -13,11 +13,15 @@ import shutil
 import sys
 import textwrap
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from .identity.login import login
 from .processes import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,3 +125,18 @@ class HubProcess:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(grace=15)
+
+
+async def oauth_login(
+    http: httpx.AsyncClient, hub_url: str, username: str, password: str | None = None
+) -> httpx.Response:
+    """Log in at a hub as a browser does: its OAuth login, the identity server's form, back to the
+    hub's home page (that response, unfollowed). The password defaults to the user name, as in the
+    demo realm; cookies stay in ``http``."""
+    return await login(
+        http,
+        f"{hub_url}/hub/oauth_login",
+        username,
+        password or username,
+        stop=lambda url: urllib.parse.urlsplit(url).path == "/hub/home",
+    )

@@ -4,8 +4,6 @@ import os
 import shutil
 from pathlib import Path
 
-KUBE_VERSION = "v1.20.2"
-
 
 def cache_dir() -> Path:
     """The per-machine cache (built kube-apiserver, compiled helpers), outside the repository."""

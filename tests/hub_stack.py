@@ -7,7 +7,6 @@ import contextlib
 import json
 import re
 import sys
-import urllib.parse
 from pathlib import Path
 
 import httpx
@@ -15,8 +14,7 @@ import pytest
 import yaml
 
 from devstack.ground import DATA_DIR
-from devstack.hub import HubProcess
-from devstack.identity.login import login
+from devstack.hub import HubProcess, oauth_login
 from devstack.manifests import apply_file, install_crds
 
 RESOURCES = DATA_DIR / "resources.yaml"
@@ -74,15 +72,10 @@ async def hub_factory(test_ground, kube, namespace, identity_server_factory, tmp
 
 
 async def log_in(hub: HubProcess, *usernames: str) -> None:
+    """Log each user in once, so the hub knows them (and holds their launch context)."""
     for username in usernames:
-        async with httpx.AsyncClient() as http:
-            await login(
-                http,
-                f"{hub.url}/hub/oauth_login",
-                username,
-                username,
-                stop=lambda url: urllib.parse.urlsplit(url).path == "/hub/home",
-            )
+        async with browser_session(hub, username):
+            pass
 
 
 async def pods(kube, namespace) -> list[dict]:
@@ -104,13 +97,7 @@ def spawn_counts(hub: HubProcess) -> dict[str, float]:
 async def browser_session(hub: HubProcess, username: str):
     """An HTTP client logged in as ``username`` (hub and identity-server cookies)."""
     async with httpx.AsyncClient() as http:
-        await login(
-            http,
-            f"{hub.url}/hub/oauth_login",
-            username,
-            username,
-            stop=lambda url: urllib.parse.urlsplit(url).path == "/hub/home",
-        )
+        await oauth_login(http, hub.url, username)
         yield http
 
 

@@ -4,14 +4,13 @@ refresh before spawn, outages, logout."""
 from __future__ import annotations
 
 import asyncio
-import urllib.parse
 
 import httpx
 import pytest
 import yaml
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 
-from devstack.hub import HubProcess
+from devstack.hub import HubProcess, oauth_login
 from devstack.identity.login import LoginFailed, login
 from devstack.testing import DEMO_REALM, http_client
 from primehub_spawner.context import LaunchContext
@@ -47,13 +46,7 @@ async def hub_login(
     hub: HubProcess, username: str, http: httpx.AsyncClient | None = None
 ) -> httpx.Response:
     async with http_client(http) as client:
-        return await login(
-            client,
-            f"{hub.url}/hub/oauth_login",
-            username,
-            username,
-            stop=lambda url: urllib.parse.urlsplit(url).path == "/hub/home",
-        )
+        return await oauth_login(client, hub.url, username)
 
 
 def user(hub: HubProcess, name: str) -> dict:

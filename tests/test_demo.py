@@ -5,21 +5,20 @@ proxy, and every process gone after SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import socket
 import subprocess
 import sys
-import urllib.parse
 from pathlib import Path
 
 import httpx
 import pytest
 
 from devstack.ground import processes_mentioning
-from devstack.identity.login import login
+from devstack.hub import oauth_login
 from devstack.processes import free_port
 from devstack.testing import eventually
+from tests.hub_stack import xsrf
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,15 +54,9 @@ async def test_demo_launches_a_real_notebook_and_stops_cleanly(tmp_path):
 
         await eventually(ready, timeout=180, interval=0.5, what="the demo to come up")
         async with httpx.AsyncClient(timeout=30) as http:
-            await login(
-                http,
-                f"{hub}/hub/oauth_login",
-                "alice",
-                "alice",
-                stop=lambda url: urllib.parse.urlsplit(url).path == "/hub/home",
-            )
+            await oauth_login(http, hub, "alice")
             page = (await http.get(f"{hub}/hub/spawn")).text
-            token = re.search(r'xsrf_token: "([^"]+)"', page).group(1)
+            token = xsrf(page)
             launched = await http.post(
                 f"{hub}/hub/spawn",
                 data={

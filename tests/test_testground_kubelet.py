@@ -61,6 +61,12 @@ async def wait_phase(
     return await eventually(probe, timeout, what=f"pod {name} in {phases}")
 
 
+async def run_to_end(kube: KubeAPI, namespace: str, body: dict) -> dict:
+    """Create the pod and wait until it has Succeeded or Failed."""
+    created = await create(kube, namespace, body)
+    return await wait_phase(kube, namespace, created["metadata"]["name"], "Succeeded", "Failed")
+
+
 async def events_for(kube: KubeAPI, namespace: str, name: str) -> list[dict]:
     """Events of one object in creation order (timestamps have one-second resolution; etcd revisions
     order events that were never updated)."""
@@ -114,10 +120,9 @@ async def test_read_only_and_read_write_mounts(kube, namespace, test_ground: Tes
             {"name": "dataset", "mountPath": "/datasets/imagenet", "readOnly": True},
         ],
     )
-    created = await create(kube, namespace, body)
-    pod = await wait_phase(kube, namespace, "mounts", "Succeeded", "Failed")
+    pod = await run_to_end(kube, namespace, body)
     assert pod["status"]["phase"] == "Succeeded", test_ground.pod_log(
-        created["metadata"]["uid"], "main"
+        pod["metadata"]["uid"], "main"
     )
     claim = await kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/claim-alice")
     assert claim["status"]["phase"] == "Bound"
@@ -137,13 +142,7 @@ async def test_pods_cannot_see_the_test_grounds_state(kube, namespace, test_grou
     body = pod_body(
         "snoop", f'test ! -e {secret_file} && test -z "$(ls -A {test_ground.state_dir})"'
     )
-    pod = await wait_phase(
-        kube,
-        namespace,
-        (await create(kube, namespace, body))["metadata"]["name"],
-        "Succeeded",
-        "Failed",
-    )
+    pod = await run_to_end(kube, namespace, body)
     assert pod["status"]["phase"] == "Succeeded"
 
 
@@ -153,13 +152,7 @@ async def test_run_as_user_owns_its_volumes(kube, namespace):
         'test "$(id -u):$(id -g)" = "1000:100" && touch /home/jovyan/mine',
         securityContext={"runAsUser": 1000, "runAsGroup": 100},
     )
-    pod = await wait_phase(
-        kube,
-        namespace,
-        (await create(kube, namespace, body))["metadata"]["name"],
-        "Succeeded",
-        "Failed",
-    )
+    pod = await run_to_end(kube, namespace, body)
     assert pod["status"]["phase"] == "Succeeded"
 
 
@@ -303,10 +296,9 @@ async def test_env_from_values_secrets_config_maps_and_fields(
         },
         {"name": "GREETING", "value": "hello $(POD_NAME)"},
     ]
-    created = await create(kube, namespace, body)
-    pod = await wait_phase(kube, namespace, "env", "Succeeded", "Failed")
+    pod = await run_to_end(kube, namespace, body)
     assert pod["status"]["phase"] == "Succeeded", test_ground.pod_log(
-        created["metadata"]["uid"], "main"
+        pod["metadata"]["uid"], "main"
     )
 
 
@@ -357,10 +349,9 @@ async def test_init_containers_run_in_order_and_post_start_runs_inside(
             "volumeMounts": [{"name": "work", "mountPath": "/work"}],
         },
     ]
-    created = await create(kube, namespace, body)
-    pod = await wait_phase(kube, namespace, "ordered", "Succeeded", "Failed")
+    pod = await run_to_end(kube, namespace, body)
     assert pod["status"]["phase"] == "Succeeded", test_ground.pod_log(
-        created["metadata"]["uid"], "main"
+        pod["metadata"]["uid"], "main"
     )
     assert [
         s["state"]["terminated"]["exitCode"] for s in pod["status"]["initContainerStatuses"]
@@ -391,8 +382,7 @@ async def test_failing_init_container_fails_the_pod(kube, namespace):
     ("script", "phase", "code"), [("exit 0", "Succeeded", 0), ("exit 3", "Failed", 3)]
 )
 async def test_exit_codes_end_the_pod(kube, namespace, script, phase, code):
-    await create(kube, namespace, pod_body("exits", script))
-    pod = await wait_phase(kube, namespace, "exits", "Succeeded", "Failed")
+    pod = await run_to_end(kube, namespace, pod_body("exits", script))
     assert pod["status"]["phase"] == phase
     assert exit_code(pod) == code
     reason = pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"]
@@ -449,8 +439,7 @@ async def test_secret_and_config_map_volumes_are_files(kube, namespace):
             {"name": "startup", "mountPath": "/startup"},
         ],
     )
-    await create(kube, namespace, body)
-    pod = await wait_phase(kube, namespace, "files", "Succeeded", "Failed")
+    pod = await run_to_end(kube, namespace, body)
     assert pod["status"]["phase"] == "Succeeded"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -171,6 +170,25 @@ class TokenService:
     def _audience(self, mapped: dict[str, Any], client: Client) -> list[str]:
         return sorted(cid for cid in mapped.get("resource_access", {}) if cid != client.client_id)
 
+    def _signed_claims(
+        self, now: int, session: Session, user: User, client: Client, kind: str
+    ) -> dict[str, Any]:
+        """The claims access and ID tokens share (Keycloak's), with the user's profile."""
+        return {
+            "exp": now + self.realm.access_token_lifespan,
+            "iat": now,
+            "auth_time": session.auth_time,
+            "jti": str(uuid.uuid4()),
+            "iss": self.issuer,
+            "sub": user.id,
+            "typ": kind,
+            "azp": client.client_id,
+            "sid": session.id,
+            "session_state": session.id,
+            "acr": "1",
+            **self._profile(user),
+        }
+
     def tokens(
         self,
         session: Session,
@@ -186,20 +204,9 @@ class TokenService:
         # Keycloak's default client scopes (profile, email) always apply; openid only when asked for.
         scopes = " ".join(dict.fromkeys([*scope.split(), "profile", "email"]))
         mapped = self._mapped(user, client, "access_token")
-        access_claims: dict[str, Any] = {
-            "exp": now + self.realm.access_token_lifespan,
-            "iat": now,
-            "auth_time": session.auth_time,
-            "jti": str(uuid.uuid4()),
-            "iss": self.issuer,
-            "sub": user.id,
-            "typ": "Bearer",
-            "azp": client.client_id,
-            "sid": session.id,
-            "session_state": session.id,
-            "acr": "1",
+        access_claims = {
+            **self._signed_claims(now, session, user, client, "Bearer"),
             "scope": scopes,
-            **self._profile(user),
             **mapped,
         }
         audience = self._audience(mapped, client)
@@ -245,21 +252,10 @@ class TokenService:
             )
             response["refresh_expires_in"] = idle_left
         if with_id_token and "openid" in scopes.split():
-            id_claims: dict[str, Any] = {
-                "exp": now + self.realm.access_token_lifespan,
-                "iat": now,
-                "auth_time": session.auth_time,
-                "jti": str(uuid.uuid4()),
-                "iss": self.issuer,
+            id_claims = {
+                **self._signed_claims(now, session, user, client, "ID"),
                 "aud": client.client_id,
-                "sub": user.id,
-                "typ": "ID",
-                "azp": client.client_id,
-                "sid": session.id,
-                "session_state": session.id,
                 "at_hash": self.keys.half_hash(access_token),
-                "acr": "1",
-                **self._profile(user),
                 **self._mapped(user, client, "id_token"),
             }
             if nonce:
@@ -314,7 +310,3 @@ class TokenService:
         if not user.service_account_client and self.live_session(claims.get("sid")) is None:
             raise GrantError("invalid_token", "Token verification failed", 401)
         return claims, user, client
-
-
-def new_state_token() -> str:
-    return secrets.token_urlsafe(24)
