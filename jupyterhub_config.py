@@ -29,6 +29,8 @@ c.JupyterHub.cookie_secret_file = env("HUB_COOKIE_SECRET_FILE", "jupyterhub_cook
 c.JupyterHub.allow_named_servers = env("HUB_ALLOW_NAMED_SERVERS", "true").lower() == "true"
 if env("CONFIGPROXY_COMMAND"):
     c.ConfigurableHTTPProxy.command = [env("CONFIGPROXY_COMMAND")]
+if env("CONFIGPROXY_API_URL"):
+    c.ConfigurableHTTPProxy.api_url = env("CONFIGPROXY_API_URL")
 
 # -- login through Keycloak -----------------------------------------------------------------------
 # PrimeHubAuthenticator reads its settings from the environment: KEYCLOAK_URL (required),

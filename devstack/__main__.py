@@ -19,7 +19,13 @@ DEMO_REALM = DATA_DIR / "realm.yaml"
 DEMO_LOGINS = ("phadmin", "alice", "bob", "carol", "dave")
 
 
-def demo(state_dir: Path, nodes: Path, identity_port: int, hub_port: int) -> int:
+def demo(
+    state_dir: Path,
+    nodes: Path,
+    identity_port: int,
+    hub_port: int,
+    internal_ports: tuple[int, int] = (8081, 8001),
+) -> int:
     # A plain flag: a handler must not take locks (Event.set() would, and deadlock on a second signal).
     stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -33,7 +39,7 @@ def demo(state_dir: Path, nodes: Path, identity_port: int, hub_port: int) -> int
     try:
         identity.start()
         print("Starting JupyterHub ...", flush=True)
-        hub = prepare_and_start_hub(ground, identity, hub_port)
+        hub = prepare_and_start_hub(ground, identity, hub_port, *internal_ports)
         print(
             "\n".join(
                 [
@@ -84,8 +90,16 @@ def main() -> int:
     run.add_argument("--nodes", type=Path, default=DEFAULT_NODES, help="fake nodes (YAML)")
     run.add_argument("--identity-port", type=int, default=8080)
     run.add_argument("--hub-port", type=int, default=8000)
+    run.add_argument("--hub-internal-port", type=int, default=8081, help="the hub's API")
+    run.add_argument("--proxy-api-port", type=int, default=8001, help="the proxy's REST API")
     args = parser.parse_args()
-    return demo(args.state_dir, args.nodes, args.identity_port, args.hub_port)
+    return demo(
+        args.state_dir,
+        args.nodes,
+        args.identity_port,
+        args.hub_port,
+        (args.hub_internal_port, args.proxy_api_port),
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,11 @@ async def prepare_cluster(ground: TestGround) -> None:
 
 
 def start_hub(
-    ground: TestGround, identity: IdentityServerProcess, port: int = 8000
+    ground: TestGround,
+    identity: IdentityServerProcess,
+    port: int = 8000,
+    internal_port: int = 8081,
+    proxy_api_port: int = 8001,
 ) -> ManagedProcess:
     """JupyterHub from jupyterhub_config.py with the demo's environment; returns once it answers."""
     directory = ground.state_dir / "hub"
@@ -71,7 +75,8 @@ def start_hub(
         "KUBECONFIG": str(ground.kubeconfig),
         "POD_NAMESPACE": NAMESPACE,
         "HUB_PUBLIC_URL": f"{public}/",
-        "HUB_INTERNAL_URL": "http://127.0.0.1:8081",
+        "HUB_INTERNAL_URL": f"http://127.0.0.1:{internal_port}",
+        "CONFIGPROXY_API_URL": f"http://127.0.0.1:{proxy_api_port}",
         "HUB_DB_URL": f"sqlite:///{directory / 'jupyterhub.sqlite'}",
         "HUB_COOKIE_SECRET_FILE": str(directory / "cookie_secret"),
         "CONFIGPROXY_COMMAND": str(NODE_BIN / "configurable-http-proxy"),
@@ -100,7 +105,7 @@ def start_hub(
 
 
 def prepare_and_start_hub(
-    ground: TestGround, identity: IdentityServerProcess, port: int
+    ground: TestGround, identity: IdentityServerProcess, *ports: int
 ) -> ManagedProcess:
     asyncio.run(prepare_cluster(ground))
-    return start_hub(ground, identity, port)
+    return start_hub(ground, identity, *ports)

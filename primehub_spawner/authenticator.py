@@ -257,6 +257,18 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             auth_model["admin"] = context.user.admin
         return auth_model
 
+    async def launch_context_of(self, username: str) -> LaunchContext | None:
+        """The launch context of a user with no stored one (an admin launches for someone who has
+        not logged in yet), read from the admin API; None if Keycloak has no such user.
+
+        Admin rights are not taken from it: they come with a login."""
+        try:
+            user_id = await self.directory.user_id(username)
+            return None if user_id is None else await self.directory.launch_context(user_id, {})
+        except IdentityServiceError as error:
+            self.log.error("Cannot load the launch context of %s: %s", username, error)
+            raise IdentityServiceUnavailable() from error
+
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
         """The user's Keycloak groups (by name) as JupyterHub groups; the global group excluded."""
         return {group["name"] for group in auth_state[AUTH_STATE_KEY]["groups"]}

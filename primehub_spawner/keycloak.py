@@ -151,6 +151,10 @@ class KeycloakDirectory:
         self._global = (time.monotonic(), group)
         return group
 
+    async def user_id(self, username: str) -> str | None:
+        """The Keycloak id of the user with this username, or None if there is none."""
+        return await self._call("looking up the user", self.admin.a_get_user_id(username))
+
     async def launch_context(self, user_id: str, token_claims: Mapping[str, Any]) -> LaunchContext:
         """The user's groups with their settings and grants, the global group, her attributes."""
         user, groups, effective = await asyncio.gather(

@@ -14,7 +14,8 @@ from kubespawner import KubeSpawner
 from traitlets import Bool, Unicode, default
 
 from . import compose, form, volumes
-from .authenticator import launch_context
+from .authenticator import PrimeHubAuthenticator, launch_context
+from .context import LaunchContext
 from .options import OptionError, decide, parse_user_options
 from .quota import GroupUsage, Ledger, Usage, exceeded, usage
 from .reflector import CatalogCache
@@ -99,10 +100,17 @@ class PrimeHubSpawner(KubeSpawner):
     def _options_from_form_default(self) -> Any:
         return form.options_from_form
 
-    async def render_options_form(self) -> str:
+    async def _launch_context(self) -> LaunchContext | None:
+        """From the user's login; for a user who never logged in, straight from Keycloak."""
         context = launch_context(await self.user.get_auth_state())
+        if context is None and isinstance(self.authenticator, PrimeHubAuthenticator):
+            context = await self.authenticator.launch_context_of(self.user.name)
+        return context
+
+    async def render_options_form(self) -> str:
+        context = await self._launch_context()
         if context is None:
-            return '<p class="alert alert-danger">Your login carries no PrimeHub launch context; please log in again.</p>'
+            return f'<p class="alert alert-danger">{_NO_CONTEXT}</p>'
         catalog = (await CatalogCache.shared(self.namespace)).snapshot()
         await self._start_watching_pods()
         viewer = getattr(getattr(self, "handler", None), "current_user", None)
@@ -125,13 +133,9 @@ class PrimeHubSpawner(KubeSpawner):
         return f"{self.user.name}/{self.name}"
 
     async def _check_and_apply(self, user_options: dict[str, Any]) -> None:
-        context = launch_context(await self.user.get_auth_state())
+        context = await self._launch_context()
         if context is None:
-            raise SpawnException(
-                "Your login carries no PrimeHub launch context; please log in again.",
-                reason="auth",
-                status_code=403,
-            )
+            raise SpawnException(_NO_CONTEXT, reason="auth", status_code=403)
         try:
             request = parse_user_options(user_options)
             catalog = (await CatalogCache.shared(self.namespace)).snapshot()
@@ -322,6 +326,12 @@ class PrimeHubSpawner(KubeSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.launch_group = state.get("primehub_launch_group") or self.launch_group
+
+
+_NO_CONTEXT = (
+    "There is no PrimeHub launch context for this user: the login carries none and Keycloak "
+    "does not know the user name. Please log in again."
+)
 
 
 def _refusal(error: OptionError) -> SpawnException:

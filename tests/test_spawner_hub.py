@@ -254,13 +254,36 @@ async def test_form_submission_is_validated_like_rest(hub_factory, kube, namespa
     assert pod["metadata"]["labels"]["primehub.io/group"] == "phusers"
 
 
-async def test_an_admin_sees_another_users_options(hub_factory):
+@pytest.mark.parametrize("bob_logged_in", [True, False], ids=["after-login", "never-logged-in"])
+async def test_an_admin_sees_another_users_options(hub_factory, bob_logged_in):
     hub = hub_factory()
-    await log_in(hub, "bob")
+    if bob_logged_in:
+        await log_in(hub, "bob")
+    else:  # the admin adds bob to the hub; his groups come from Keycloak's admin API
+        assert hub.api("POST", "users/bob")[0] == 201
     async with browser_session(hub, "phadmin") as http:
         page = (await http.get(f"{hub.url}/hub/spawn/bob")).text
     assert "Server options of" in page and "<strong>bob</strong>" in page
     assert re.findall(r'<option value="([^"]+)"', page) == ["ml-team"]
+
+
+async def test_launching_for_someone_who_never_logged_in(hub_factory, kube, namespace):
+    hub = hub_factory()
+    for name in ("bob", "stranger"):
+        assert hub.api("POST", f"users/{name}")[0] == 201
+    status, _ = hub.api("POST", "users/bob/server", {"user_options": {"image": "pytorch"}})
+    assert status == 400  # checked against bob's grants: pytorch needs a GPU instance type
+    status, _ = hub.api("POST", "users/bob/server", {"user_options": {}})
+    assert status in (201, 202), hub.log()
+
+    async def running():
+        return [p for p in await pods(kube, namespace) if p["status"].get("phase") == "Running"]
+
+    pod = (await eventually(running, timeout=60))[0]
+    assert pod["metadata"]["labels"]["primehub.io/group"] == "ml-team"
+    status, body = hub.api("POST", "users/stranger/server", {"user_options": {}})
+    assert status == 403 and "Keycloak does not know the user name" in body["message"]
+    assert "jupyter-stranger" not in [p["metadata"]["name"] for p in await pods(kube, namespace)]
 
 
 async def test_env_rows_are_saved_as_presets_and_launch_links_preselect(
