@@ -3,40 +3,15 @@ group switching, GPU/CPU image availability, launch-link presets with autolaunch
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from devstack.testing import DEMO_REALM, eventually
+from tests.browsers import logged_in_page
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.browser]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install-system-packages.sh)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=ARGS
-        )
-        yield instance
-        await instance.close()
 
 
 @pytest.fixture
@@ -51,19 +26,9 @@ def realm(tmp_path) -> Path:
     return path
 
 
-async def logged_in_page(browser, hub, username: str):
-    page = await browser.new_page()
-    await page.goto(f"{hub.url}/hub/oauth_login")
-    await page.fill("#username", username)
-    await page.fill("#password", username)
-    await page.click("#kc-login")
-    await page.wait_for_url(f"{hub.url}/hub/home")
-    return page
-
-
 async def test_group_switching_and_gpu_images(browser, hub_factory, realm):
     hub = hub_factory(realm)
-    page = await logged_in_page(browser, hub, "alice")
+    page = await logged_in_page(browser, hub.url, "alice")
     await page.goto(f"{hub.url}/hub/spawn")
     ml = page.locator('fieldset[data-group="ml-team"]')
     ph = page.locator('fieldset[data-group="phusers"]')
@@ -86,7 +51,7 @@ async def test_group_switching_and_gpu_images(browser, hub_factory, realm):
 
 async def test_launch_link_autolaunch_and_env_rows(browser, hub_factory, realm):
     hub = hub_factory(realm)
-    page = await logged_in_page(browser, hub, "alice")
+    page = await logged_in_page(browser, hub.url, "alice")
     await page.goto(
         f"{hub.url}/hub/primehub/launch?group=phusers&instancetype=cpu-2&image=nope&autolaunch=1"
     )

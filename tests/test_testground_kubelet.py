@@ -379,6 +379,17 @@ async def test_failing_init_container_fails_the_pod(kube, namespace):
 
 
 @pytest.mark.parametrize(
+    ("working_dir", "expected"), [(None, "/home/jovyan"), ("/tmp", "/tmp")], ids=["image", "pod"]
+)
+async def test_containers_start_in_the_images_workdir_or_the_pods(
+    kube, namespace, working_dir, expected
+):
+    container = {"workingDir": working_dir} if working_dir else {}
+    body = pod_body("workdir", f'test "$(pwd)" = {expected}', **container)
+    assert (await run_to_end(kube, namespace, body))["status"]["phase"] == "Succeeded"
+
+
+@pytest.mark.parametrize(
     ("script", "phase", "code"), [("exit 0", "Succeeded", 0), ("exit 3", "Failed", 3)]
 )
 async def test_exit_codes_end_the_pod(kube, namespace, script, phase, code):

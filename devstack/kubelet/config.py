@@ -70,9 +70,10 @@ class NodeSpec:
 class KubeletConfig:
     """Settings of the local kubelet.
 
-    ``container_path`` and ``image_env`` stand in for every image: commands run from the host, so an
-    image's PATH is the host's (with this interpreter's environment first) and its ENV is
-    ``image_env``. ``image_dirs`` are directories every image is assumed to have (a writable,
+    ``container_path``, ``image_env`` and ``image_workdir`` stand in for every image: commands run
+    from the host, so an image's PATH is the host's (with this interpreter's environment first), its
+    ENV is ``image_env`` and its WORKDIR (where a container without ``workingDir`` starts) is
+    ``image_workdir`` (docker-stacks' ``/home/jovyan``). ``image_dirs`` are directories every image is assumed to have (a writable,
     per-container tmpfs unless a volume is mounted there).
     """
 
@@ -85,6 +86,7 @@ class KubeletConfig:
     image_env: dict[str, str] = field(
         default_factory=lambda: {"HOME": "/home/jovyan", "SHELL": "/bin/bash", "LANG": "C.UTF-8"}
     )
+    image_workdir: str = "/home/jovyan"
     image_dirs: tuple[str, ...] = ("/home/jovyan",)
     runtime_paths: tuple[Path, ...] = field(
         default_factory=lambda: tuple(dict.fromkeys(Path(p) for p in (sys.prefix, sys.base_prefix)))
@@ -105,6 +107,7 @@ class KubeletConfig:
         if "scheduler_names" in data:
             config.scheduler_names = tuple(data["scheduler_names"])
         config.image_env.update({str(k): str(v) for k, v in (data.get("image_env") or {}).items()})
+        config.image_workdir = str(data.get("image_workdir", config.image_workdir))
         if "image_dirs" in data:
             config.image_dirs = tuple(data["image_dirs"])
         config.unpullable_images = tuple(data.get("unpullable_images") or ())

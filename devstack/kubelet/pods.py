@@ -309,7 +309,7 @@ class PodWorker:
             command=argv,
             mounts=mounts,
             hostname=self.name[:63],
-            workdir=container.get("workingDir"),
+            workdir=container.get("workingDir") or self.config.image_workdir,
             run_as=run_as,
             podnet_so=self.podnet_so,
             info_fd=-1,
