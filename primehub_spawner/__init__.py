@@ -2,7 +2,8 @@
 
 from ._data import TEMPLATES_DIR
 from .authenticator import PrimeHubAuthenticator
+from .spawner import PrimeHubSpawner
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["TEMPLATES_DIR", "PrimeHubAuthenticator", "__version__"]
+__all__ = ["TEMPLATES_DIR", "PrimeHubAuthenticator", "PrimeHubSpawner", "__version__"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -15,16 +14,10 @@ from tornado.httpclient import HTTPClientError
 from traitlets import Float, Unicode, default
 
 from .context import LaunchContext
+from .environment import env_float, env_str
 from .keycloak import IdentityServiceError, KeycloakDirectory
 
 AUTH_STATE_KEY = "primehub"
-
-
-def _env(*names: str, default: str = "") -> str:
-    for name in names:
-        if os.environ.get(name):
-            return os.environ[name]
-    return default
 
 
 class IdentityServiceUnavailable(web.HTTPError):
@@ -84,7 +77,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     @default("keycloak_url")
     def _keycloak_url_default(self) -> str:
-        return _env("KEYCLOAK_URL").rstrip("/")
+        return env_str("KEYCLOAK_URL").rstrip("/")
 
     keycloak_public_url = Unicode(
         config=True,
@@ -94,7 +87,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     @default("keycloak_public_url")
     def _keycloak_public_url_default(self) -> str:
-        return _env("KEYCLOAK_PUBLIC_URL", default=self.keycloak_url).rstrip("/")
+        return env_str("KEYCLOAK_PUBLIC_URL", default=self.keycloak_url).rstrip("/")
 
     realm = Unicode(
         config=True, help="Keycloak realm. From ``$KEYCLOAK_REALM``; default ``primehub``."
@@ -102,7 +95,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     @default("realm")
     def _realm_default(self) -> str:
-        return _env("KEYCLOAK_REALM", default="primehub")
+        return env_str("KEYCLOAK_REALM", default="primehub")
 
     role_prefix = Unicode(
         config=True,
@@ -112,7 +105,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     @default("role_prefix")
     def _role_prefix_default(self) -> str:
-        return _env("KEYCLOAK_ROLE_PREFIX")
+        return env_str("KEYCLOAK_ROLE_PREFIX")
 
     global_group = Unicode(
         config=True,
@@ -122,7 +115,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     @default("global_group")
     def _global_group_default(self) -> str:
-        return _env("PRIMEHUB_GLOBAL_GROUP", default="everyone")
+        return env_str("PRIMEHUB_GLOBAL_GROUP", default="everyone")
 
     admin_role = Unicode(
         config=True,
@@ -134,41 +127,60 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     @default("admin_role")
     def _admin_role_default(self) -> str:
-        return _env("PRIMEHUB_ADMIN_ROLE", default="realm-management/realm-admin")
+        return env_str("PRIMEHUB_ADMIN_ROLE", default="realm-management/realm-admin")
 
     group_cache_ttl = Float(
-        300.0,
         config=True,
         help="""Seconds a group's effective realm roles are cached for all its users. Removals count
-        at once (each refresh reads the user's own roles); additions within this time.""",
+        at once (each refresh reads the user's own roles); additions within this time. From
+        ``$PRIMEHUB_GROUP_CACHE_TTL``; default 300.""",
     )
+
+    @default("group_cache_ttl")
+    def _group_cache_ttl_default(self) -> float:
+        return env_float("PRIMEHUB_GROUP_CACHE_TTL", 300.0)
 
     identity_service_grace = Float(
-        600.0,
         config=True,
         help="""When Keycloak cannot be reached during a refresh, keep using the launch context
-        loaded at most this many seconds ago; beyond that, require a new login.""",
+        loaded at most this many seconds ago; beyond that, require a new login. From
+        ``$PRIMEHUB_IDENTITY_SERVICE_GRACE``; default 600.""",
     )
 
+    @default("identity_service_grace")
+    def _identity_service_grace_default(self) -> float:
+        return env_float("PRIMEHUB_IDENTITY_SERVICE_GRACE", 600.0)
+
     admin_api_timeout = Float(
-        10.0, config=True, help="Timeout in seconds of each Keycloak admin API call."
+        config=True,
+        help="""Timeout in seconds of each Keycloak admin API call. From
+        ``$KEYCLOAK_ADMIN_API_TIMEOUT``; default 10.""",
     )
+
+    @default("admin_api_timeout")
+    def _admin_api_timeout_default(self) -> float:
+        return env_float("KEYCLOAK_ADMIN_API_TIMEOUT", 10.0)
 
     post_logout_redirect_url = Unicode(
         config=True,
         help="""Where Keycloak sends the browser after logout; it must be one of the client's valid
-        post-logout redirect URIs. Default: this hub's login page.""",
+        post-logout redirect URIs. From ``$KEYCLOAK_POST_LOGOUT_REDIRECT_URL``; default: this hub's
+        login page.""",
     )
+
+    @default("post_logout_redirect_url")
+    def _post_logout_redirect_url_default(self) -> str:
+        return env_str("KEYCLOAK_POST_LOGOUT_REDIRECT_URL")
 
     # -- OAuthenticator settings derived from the Keycloak ones -----------------------------------
 
     @default("client_id")
     def _client_id_default(self) -> str:
-        return _env("KEYCLOAK_CLIENT_ID", "OAUTH_CLIENT_ID", default="jupyterhub")
+        return env_str("KEYCLOAK_CLIENT_ID", "OAUTH_CLIENT_ID", default="jupyterhub")
 
     @default("client_secret")
     def _client_secret_default(self) -> str:
-        return _env("KEYCLOAK_CLIENT_SECRET", "OAUTH_CLIENT_SECRET")
+        return env_str("KEYCLOAK_CLIENT_SECRET", "OAUTH_CLIENT_SECRET")
 
     def _oidc(self, public: bool = False) -> str:
         base = self.keycloak_public_url if public else self.keycloak_url

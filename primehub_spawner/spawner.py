@@ -16,6 +16,7 @@ from traitlets import Bool, Unicode, default
 from . import compose, form, volumes
 from .authenticator import PrimeHubAuthenticator, launch_context
 from .context import LaunchContext
+from .environment import env_bool, env_str
 from .options import OptionError, decide, parse_user_options
 from .quota import GroupUsage, Ledger, Usage, exceeded, usage
 from .reflector import CatalogCache
@@ -32,13 +33,16 @@ class PrimeHubSpawner(KubeSpawner):
     """
 
     scheduling_replaces_defaults = Bool(
-        True,
         config=True,
         help="""How an instance type's nodeSelector and tolerations combine with this spawner's
         ``node_selector`` and ``tolerations``: True (PrimeHub's behaviour) — a non-empty value of
         the instance type replaces the default; False — they are merged, the instance type winning
-        on equal keys.""",
+        on equal keys. From ``$PRIMEHUB_SCHEDULING_REPLACES_DEFAULTS``; default True.""",
     )
+
+    @default("scheduling_replaces_defaults")
+    def _scheduling_replaces_defaults_default(self) -> bool:
+        return env_bool("PRIMEHUB_SCHEDULING_REPLACES_DEFAULTS", True)
 
     home_capacity = Unicode(
         config=True,
@@ -48,7 +52,7 @@ class PrimeHubSpawner(KubeSpawner):
 
     @default("home_capacity")
     def _home_capacity_default(self) -> str:
-        return os.environ.get("PRIMEHUB_HOME_CAPACITY") or "1Gi"
+        return env_str("PRIMEHUB_HOME_CAPACITY", default="1Gi")
 
     phfs_claim = Unicode(
         config=True,
@@ -59,11 +63,17 @@ class PrimeHubSpawner(KubeSpawner):
 
     @default("phfs_claim")
     def _phfs_claim_default(self) -> str:
-        return os.environ.get("PRIMEHUB_PHFS_CLAIM", "primehub-store")
+        return os.environ.get("PRIMEHUB_PHFS_CLAIM", "primehub-store")  # "" disables
 
     gitsync_host_root = Unicode(
-        "/home/dataset", config=True, help="Host directory where git-sync keeps git datasets."
+        config=True,
+        help="""Host directory where git-sync keeps git datasets. From
+        ``$PRIMEHUB_GITSYNC_HOST_ROOT``; default ``/home/dataset``.""",
     )
+
+    @default("gitsync_host_root")
+    def _gitsync_host_root_default(self) -> str:
+        return env_str("PRIMEHUB_GITSYNC_HOST_ROOT", default="/home/dataset")
 
     ledger: ClassVar[Ledger] = Ledger()
     _background: ClassVar[set[asyncio.Future[None]]] = set()
