@@ -226,13 +226,21 @@ class PrimeHubSpawner(KubeSpawner):
 
     async def _drop_missing_claims(self, pod: volumes.PodVolumes) -> list[str]:
         """Leave out volumes whose claim does not exist (the pod would never start); say so."""
-        warnings = []
-        for claim, what in pod.claims.items():
+
+        async def exists(claim: str) -> bool:
             try:
                 await self.api.read_namespaced_persistent_volume_claim(claim, self.namespace)
             except ApiException as error:
                 if error.status != 404:
                     raise
+                return False
+            return True
+
+        claims = list(pod.claims.items())
+        found = await asyncio.gather(*(exists(claim) for claim, _ in claims))
+        warnings = []
+        for (claim, what), present in zip(claims, found, strict=True):
+            if not present:
                 dropped = {
                     v["name"]
                     for v in pod.volumes

@@ -114,6 +114,21 @@ async def test_group_and_role_removal_count_at_the_next_spawn(stack):
     assert "cpu-2" not in context.group("phusers").grants.instance_types
 
 
+async def test_a_fresh_launch_context_spares_keycloak_when_configured(identity_server, tmp_path):
+    hub = hub_for(identity_server, tmp_path / "hub", launch_context_max_age=600.0)
+    try:
+        await hub_login(hub, "alice")
+        kc = keycloak_admin(identity_server)
+        kc.group_user_remove(kc.get_user_id("alice"), kc.get_group_by_path("/ml-team")["id"])
+        identity_server.reset_stats()
+        status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
+        assert status in (201, 202), hub.log()
+        assert identity_server.stats()["admin"] == 0
+        assert sorted(user(hub, "alice")["groups"]) == ["ml-team", "phusers"]  # the delay paid
+    finally:
+        hub.stop()
+
+
 async def test_admin_calls_per_login(stack):
     hub, server = stack
     await hub_login(hub, "bob")  # warms the group cache
