@@ -36,7 +36,7 @@ BENCH_TYPE = {
     "spec": {
         "displayName": "Crowd",
         "limits": {"cpu": 1, "memory": "256M"},
-        "requests": {"cpu": "10m", "memory": "32M"},
+        "requests": {"cpu": 0.01, "memory": "32M"},
     },
 }
 NODES = {
@@ -111,6 +111,14 @@ def realm_file(directory: Path) -> Path:
     return path
 
 
+async def _create(api: KubeAPI, path: str, body: dict) -> None:
+    try:
+        await api.post(path, body)
+    except ApiError as error:
+        if error.status != 409:
+            raise
+
+
 @dataclass
 class Stack:
     """The shared parts; hubs are started per benchmark."""
@@ -142,19 +150,15 @@ class Stack:
         """A namespace with the CRDs' objects of the demo (plus crowd-1) and the demo's claims."""
         async with self.kube() as api:
             await install_crds(api)
-            with contextlib.suppress(ApiError):
-                await api.post("/api/v1/namespaces", {"metadata": {"name": name}})
+            await _create(api, "/api/v1/namespaces", {"metadata": {"name": name}})
             for claim in CLAIMS:
                 body = {
                     "metadata": {"name": claim},
                     "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
                 }
-                with contextlib.suppress(ApiError):
-                    await api.post(f"/api/v1/namespaces/{name}/persistentvolumeclaims", body)
-            with contextlib.suppress(ApiError):
-                await apply_file(api, DATA_DIR / "resources.yaml", name)
-            with contextlib.suppress(ApiError):
-                await api.post(f"/apis/primehub.io/v1alpha1/namespaces/{name}/instancetypes", BENCH_TYPE)
+                await _create(api, f"/api/v1/namespaces/{name}/persistentvolumeclaims", body)
+            await apply_file(api, DATA_DIR / "resources.yaml", name)
+            await _create(api, f"/apis/primehub.io/v1alpha1/namespaces/{name}/instancetypes", BENCH_TYPE)
         return name
 
     def hub(self, name: str) -> HubProcess:
