@@ -7,7 +7,7 @@ NODE_DIR := devstack
 export PRIMEHUB_SPAWNER_CACHE ?= $(HOME)/.cache/primehub-spawner
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages apiserver venv node-packages test demo lint format clean
+.PHONY: setup system-packages apiserver venv node-packages test demo bench lint format clean
 
 setup: system-packages venv node-packages apiserver
 
@@ -40,6 +40,11 @@ test: setup
 demo: setup
 	@export PATH="$(CURDIR)/$(NODE_DIR)/node_modules/.bin:$$PATH"; \
 	exec $(BIN)/python -m devstack demo --state-dir .demo
+
+# Figures measured side by side in one run; writes benchmarks/RESULTS.md (BENCH=name to run one).
+bench: setup
+	@export PATH="$(CURDIR)/$(NODE_DIR)/node_modules/.bin:$$PATH"; \
+	exec $(BIN)/python -m benchmarks $(BENCH)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -26,7 +26,10 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 def commit() -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=RESULTS.parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -44,7 +47,9 @@ async def main(names: list[str]) -> int:
             report, key = await module.run(shared)
             print(report, flush=True)
             print(f"\n({time.monotonic() - began:.0f} s)", flush=True)
-            sections.append(f"## {BENCHMARKS[name]}\n\n{(module.__doc__ or '').strip()}\n\n{report}\n")
+            sections.append(
+                f"## {BENCHMARKS[name]}\n\n{(module.__doc__ or '').strip()}\n\n{report}\n"
+            )
             keys.append(key)
     elapsed = time.monotonic() - started
     print("\nKey figures:")

@@ -41,9 +41,25 @@ c.JupyterHub.extra_handlers = [(r"/lag-probe", LagProbe)]
 '''
 
 
+async def wait_all_ready(
+    http: httpx.AsyncClient, hub, names: set[str], timeout: float = 600
+) -> None:
+    """One listing every 0.25 s (as an admin dashboard would), not a poll per user."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listing = (await api(http, hub, "GET", "users?state=ready&limit=1000")).json()
+        items = listing["items"] if isinstance(listing, dict) else listing
+        if names <= {user["name"] for user in items}:
+            return
+        await asyncio.sleep(0.25)
+    raise TimeoutError("not every accepted server became ready")
+
+
 async def burst(stack: Stack, hub, namespace: str, names: list[str], body: dict) -> dict:
     """All of ``names`` ask for a server at once; wait for the accepted ones; stop them all."""
-    async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=len(names) + 10)) as http:
+    async with httpx.AsyncClient(
+        timeout=300, limits=httpx.Limits(max_connections=len(names) + 10)
+    ) as http:
         await http.get(f"{hub.url}/hub/lag-probe")  # start sampling
         await asyncio.sleep(1)
         await http.get(f"{hub.url}/hub/lag-probe")  # drop the idle samples
@@ -52,7 +68,7 @@ async def burst(stack: Stack, hub, namespace: str, names: list[str], body: dict)
             *(api(http, hub, "POST", f"users/{name}/server", body) for name in names)
         )
         accepted = [n for n, r in zip(names, responses, strict=True) if r.status_code in (201, 202)]
-        await asyncio.gather(*(wait_ready(http, hub, name, timeout=600) for name in accepted))
+        await wait_all_ready(http, hub, set(accepted))
         all_running = time.perf_counter() - started
         lag = (await http.get(f"{hub.url}/hub/lag-probe")).json()["lag"]
         async with stack.kube() as kube:
@@ -71,23 +87,35 @@ async def burst(stack: Stack, hub, namespace: str, names: list[str], body: dict)
     }
 
 
-async def run(stack: Stack, users: int = USERS) -> tuple[str, str]:
-    names = [f"crowd{i:04}" for i in range(users)]
-    body = {"user_options": {"group": "crowd", "instance_type": "crowd-1", "image": "base-notebook"}}
-    namespace = await stack.namespace("bench-crowd")
-    hub = stack.hub("hub-crowd")
-    hub.config = stack.primehub_config(hub, namespace, LAG_PROBE)
+async def _primehub_burst(stack: Stack, label: str, names: list[str], body: dict, extra: str = ""):
+    namespace = await stack.namespace(f"bench-crowd-{label}")
+    hub = stack.hub(f"hub-crowd-{label}")
+    hub.config = stack.primehub_config(hub, namespace, LAG_PROBE + extra)
     await asyncio.to_thread(hub.start)
     await log_in(hub, names)
     async with httpx.AsyncClient(timeout=120) as http:  # warm-up, and the pod to copy
-        assert (await api(http, hub, "POST", f"users/{names[0]}/server", body)).status_code in (201, 202)
+        assert (await api(http, hub, "POST", f"users/{names[0]}/server", body)).status_code in (
+            201,
+            202,
+        )
         await wait_ready(http, hub, names[0])
         async with stack.kube() as kube:
             pod = await kube.get(f"/api/v1/namespaces/{namespace}/pods/jupyter-{names[0]}")
         await stop_server(http, hub, names[0])
-    primehub = await burst(stack, hub, namespace, names, body)
+    result = await burst(stack, hub, namespace, names, body)
     await asyncio.to_thread(stack.stop_hub, hub)
+    return result, pod
 
+
+async def run(stack: Stack, users: int = USERS) -> tuple[str, str]:
+    names = [f"crowd{i:04}" for i in range(users)]
+    body = {
+        "user_options": {"group": "crowd", "instance_type": "crowd-1", "image": "base-notebook"}
+    }
+    primehub, pod = await _primehub_burst(stack, "default", names, body)
+    fresh, _ = await _primehub_burst(
+        stack, "fresh", names, body, "\nc.PrimeHubAuthenticator.launch_context_max_age = 600"
+    )
     plain_ns = await stack.namespace("bench-crowd-plain")
     plain = stack.hub("hub-crowd-plain")
     plain.config = plain_config(pod, plain_ns, "1Gi") + "\n" + LAG_PROBE
@@ -114,7 +142,12 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str]:
         "requests → all accepted servers ready",
         "hub event-loop lag p50 / p99 / max",
     ]
-    rows = [[label, a, b] for label, a, b in zip(labels, column(primehub), column(baseline), strict=True)]
+    rows = [
+        [label, *values]
+        for label, *values in zip(
+            labels, column(primehub), column(fresh), column(baseline), strict=True
+        )
+    ]
     clean = (
         primehub["statuses"].keys() <= {201, 202, 400}
         and set(primehub["refusals"]) <= {"user_options.quota"}
@@ -122,14 +155,27 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str]:
     )
     lag_p99 = percentile(primehub["lag_ms"], 0.99)
     base_p99 = percentile(baseline["lag_ms"], 0.99)
+    fresh_p99 = percentile(fresh["lag_ms"], 0.99)
     report = "\n".join(
         [
-            table(["", "PrimeHubSpawner (quota 90 CPU)", "KubeSpawner, same pod, no quota"], rows),
+            table(
+                [
+                    "",
+                    "PrimeHubSpawner (default: refresh before spawn)",
+                    "PrimeHubSpawner, launch_context_max_age=600",
+                    "KubeSpawner, same pod, no quota",
+                ],
+                rows,
+            ),
             "",
             f"All succeeded or were refused cleanly by the quota: {'yes' if clean else 'NO'} (target: "
-            f"yes). Event-loop lag p99 {lag_p99:.0f} ms (target ≤ 100 ms) against {base_p99:.0f} ms for "
-            "plain KubeSpawner under the same burst: most of the lag is JupyterHub's own work per spawn "
-            "request (its database, tokens, the proxy), which both hubs pay.",
+            f"yes). Event-loop lag p99 {lag_p99:.0f} ms by default and {fresh_p99:.0f} ms with a fresh "
+            f"launch context (target ≤ 100 ms), against {base_p99:.0f} ms for plain KubeSpawner under "
+            "the same burst. The difference is the reload before each spawn (a userinfo and three "
+            "admin calls per request, through httpx, on the hub's loop) arriving all at once: the "
+            "loop is not blocked by any one step but queued behind 400 responses to parse, on a "
+            "2-core machine that also runs the API server, etcd, the identity server and the "
+            "100 notebook servers starting.",
         ]
     )
     key = (
@@ -137,6 +183,6 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str]:
         f"{primehub['statuses'].get(400, 0)} clean 400 (quota), "
         f"{sum(n for c, n in primehub['statuses'].items() if c not in (201, 202, 400))} other; all ready "
         f"in {primehub['all_running']:.1f} s (KubeSpawner {baseline['all_running']:.1f} s); hub loop lag "
-        f"p99 {lag_p99:.0f} ms (KubeSpawner {base_p99:.0f} ms)"
+        f"p99 {lag_p99:.0f} ms, {fresh_p99:.0f} ms with a fresh context (KubeSpawner {base_p99:.0f} ms)"
     )
     return report, key

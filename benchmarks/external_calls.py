@@ -15,7 +15,9 @@ from devstack.hub import HubProcess, oauth_login
 
 from .stack import Stack, api, table, wait_ready
 
-HUB_CLIENT = "OpenAPI-Generator"  # kubernetes_asyncio's user agent: the hub's calls, not the kubelet's
+HUB_CLIENT = (
+    "OpenAPI-Generator"  # kubernetes_asyncio's user agent: the hub's calls, not the kubelet's
+)
 
 
 def _kubernetes_calls(events: list[dict[str, Any]]) -> Counter[str]:
@@ -96,7 +98,9 @@ async def run(stack: Stack) -> tuple[str, str]:
             rows.append(_row(f"spawn-page view ({label})", admin, oidc, kube, "0 admin"))
             for user in (first, second):  # the first spawn also warms the spawner's reflectors
                 await counters.start()
-                response = await api(http, hub, "POST", f"users/{user}/server", {"user_options": {}})
+                response = await api(
+                    http, hub, "POST", f"users/{user}/server", {"user_options": {}}
+                )
                 assert response.status_code in (201, 202), response.text
                 await wait_ready(http, hub, user)
                 admin, oidc, kube = await counters.read()
@@ -104,17 +108,26 @@ async def run(stack: Stack) -> tuple[str, str]:
             figures[f"lists {label}"] = sum(
                 n for call, n in kube.items() if call.startswith(("list ", "watch "))
             )
-            rows.append(_row(f"spawn, fresh auth_state ({label})", admin, oidc, kube, "0 admin, 0 list"))
+            rows.append(
+                _row(f"spawn, fresh auth_state ({label})", admin, oidc, kube, "0 admin, 0 list")
+            )
         await asyncio.to_thread(stack.stop_hub, hub)
 
     report = "\n".join(
         [
             table(
-                ["event", "Keycloak admin calls", "other Keycloak calls", "Kubernetes list/watch", "hub's Kubernetes calls", "target"],
+                [
+                    "event",
+                    "Keycloak admin calls",
+                    "other Keycloak calls",
+                    "Kubernetes list/watch",
+                    "hub's Kubernetes calls",
+                    "target",
+                ],
                 rows,
             ),
             "",
-            "\"Other Keycloak calls\" are OIDC: the login page, token, userinfo and the service "
+            '"Other Keycloak calls" are OIDC: the login page, token, userinfo and the service '
             "account's token. The default pre-spawn refresh reloads the launch context (userinfo + 3 "
             "admin calls) so that a group or role removed in Keycloak is gone at the next spawn; with "
             "`launch_context_max_age` a context loaded that recently is used as is.",

@@ -31,7 +31,11 @@ def catalog(resources: int) -> Catalog:
                 "spec": {
                     "displayName": f"Type {i} <small>",
                     "description": f"{i % 8 + 1} CPU & {i % 16 + 1} GB",
-                    "limits": {"cpu": i % 8 + 1, "memory": f"{i % 16 + 1}G", "nvidia.com/gpu": i % 2},
+                    "limits": {
+                        "cpu": i % 8 + 1,
+                        "memory": f"{i % 16 + 1}G",
+                        "nvidia.com/gpu": i % 2,
+                    },
                 },
             }
         )
@@ -41,7 +45,11 @@ def catalog(resources: int) -> Catalog:
         Image.from_cr(
             {
                 "metadata": {"name": f"image-{i}"},
-                "spec": {"displayName": f"Image {i}", "type": ("cpu", "gpu", "both")[i % 3], "url": f"registry/image-{i}:1"},
+                "spec": {
+                    "displayName": f"Image {i}",
+                    "type": ("cpu", "gpu", "both")[i % 3],
+                    "url": f"registry/image-{i}:1",
+                },
             }
         )
         for i in range(per_kind)
@@ -49,7 +57,10 @@ def catalog(resources: int) -> Catalog:
     datasets = [
         Dataset.from_cr(
             {
-                "metadata": {"name": f"data-{i}", "annotations": {"dataset.primehub.io/launchGroupOnly": "true"}},
+                "metadata": {
+                    "name": f"data-{i}",
+                    "annotations": {"dataset.primehub.io/launchGroupOnly": "true"},
+                },
                 "spec": {"displayName": f"Data {i}", "type": "pv", "volumeName": f"data-{i}"},
             }
         )
@@ -77,13 +88,20 @@ def context(groups: int, resources: int) -> LaunchContext:
 
     def group(index: int, share: float | int) -> GroupContext:
         name = f"group-{index}"
-        raw = {"id": name, "name": name, "path": f"/{name}", "attributes": {"displayName": [f"Group {index}"], "quota-cpu": ["64"]}}
+        raw = {
+            "id": name,
+            "name": name,
+            "path": f"/{name}",
+            "attributes": {"displayName": [f"Group {index}"], "quota-cpu": ["64"]},
+        }
         return GroupContext.build(raw, roles(share))
 
     return LaunchContext(
         user=UserContext("id", "alice"),
         groups=tuple(group(i, 0.2) for i in range(groups)),
-        global_group=GroupContext.build({"id": "g", "name": "everyone", "path": "/everyone"}, roles(2)),
+        global_group=GroupContext.build(
+            {"id": "g", "name": "everyone", "path": "/everyone"}, roles(2)
+        ),
     )
 
 
@@ -111,7 +129,15 @@ async def run(stack: Stack | None = None) -> tuple[str, str]:
             samples, size = measure(groups, resources)
             p50 = median(samples) * 1000
             results[groups, resources] = p50
-            rows.append([groups, resources, f"{p50:.2f} ms", f"{size / 1024:.0f} KiB", f"{p50 * 1e6 / size:.0f} ns/B"])
+            rows.append(
+                [
+                    groups,
+                    resources,
+                    f"{p50:.2f} ms",
+                    f"{size / 1024:.0f} KiB",
+                    f"{p50 * 1e6 / size:.0f} ns/B",
+                ]
+            )
     smallest, largest = results[GROUPS[0], RESOURCES[0]], results[GROUPS[-1], RESOURCES[-1]]
     by_groups = results[GROUPS[-1], RESOURCES[-1]] / results[GROUPS[0], RESOURCES[-1]]
     by_resources = results[GROUPS[-1], RESOURCES[-1]] / results[GROUPS[-1], RESOURCES[0]]

@@ -63,7 +63,9 @@ def plain_config(pod: dict[str, Any], namespace: str, home_capacity: str) -> str
     environment = {
         e["name"]: _literal(e["value"])
         for e in container.get("env", [])
-        if "value" in e and not e["name"].startswith("JUPYTERHUB_") and e["name"] not in KUBESPAWNER_ENV
+        if "value" in e
+        and not e["name"].startswith("JUPYTERHUB_")
+        and e["name"] not in KUBESPAWNER_ENV
     }
     traits = {
         "image": container["image"],
@@ -79,9 +81,15 @@ def plain_config(pod: dict[str, Any], namespace: str, home_capacity: str) -> str
         "storage_pvc_ensure": True,
         "storage_capacity": home_capacity,
         "environment": environment,
-        "extra_labels": _literal({k: v for k, v in pod["metadata"]["labels"].items() if k.startswith("primehub.io/")}),
+        "extra_labels": _literal(
+            {k: v for k, v in pod["metadata"]["labels"].items() if k.startswith("primehub.io/")}
+        ),
         "extra_annotations": _literal(
-            {k: v for k, v in pod["metadata"].get("annotations", {}).items() if not k.startswith("hub.jupyter.org/")}
+            {
+                k: v
+                for k, v in pod["metadata"].get("annotations", {}).items()
+                if not k.startswith("hub.jupyter.org/")
+            }
         ),
         "lifecycle_hooks": _literal(container.get("lifecycle", {})),
         "image_pull_secrets": [s["name"] for s in spec.get("imagePullSecrets", [])],
@@ -113,7 +121,9 @@ def comparable(pod: dict[str, Any]) -> dict[str, Any]:
             for e in container.get("env", [])
             if not e["name"].startswith(("JUPYTERHUB_", "JPY_"))
         ),
-        "labels": {k: v for k, v in pod["metadata"]["labels"].items() if k.startswith("primehub.io/")},
+        "labels": {
+            k: v for k, v in pod["metadata"]["labels"].items() if k.startswith("primehub.io/")
+        },
     }
 
 
@@ -149,10 +159,14 @@ async def run(stack: Stack, rounds: int = ROUNDS) -> tuple[str, str]:
             await stop_server(http, hub, "alice")
             hubs[name] = (hub, body)
         async with stack.kube() as kube:
-            claim = await kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/claim-alice")
+            claim = await kube.get(
+                f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/claim-alice"
+            )
         plain_ns = await stack.namespace("bench-plain")
         plain = stack.hub("hub-plain")
-        plain.config = plain_config(pod, plain_ns, claim["spec"]["resources"]["requests"]["storage"])
+        plain.config = plain_config(
+            pod, plain_ns, claim["spec"]["resources"]["requests"]["storage"]
+        )
         await asyncio.to_thread(plain.start)
         await api(http, plain, "POST", "users/alice")
         await _spawn(http, plain, {})

@@ -70,20 +70,39 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     """A Markdown table (readable in a terminal too)."""
     cells = [header, *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in cells
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
 
 def machine() -> str:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
-    memory_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
-    release = dict(
-        line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
-    ).get("PRETTY_NAME", platform.platform()).strip('"')
+    memory_kb = int(
+        next(
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    )
+    release = (
+        dict(
+            line.split("=", 1)
+            for line in Path("/etc/os-release").read_text().splitlines()
+            if "=" in line
+        )
+        .get("PRETTY_NAME", platform.platform())
+        .strip('"')
+    )
     return f"{os.cpu_count()} × {cpu}, {memory_kb / 1024**2:.0f} GiB, {release}, Python {platform.python_version()}"
 
 
@@ -130,7 +149,9 @@ class Stack:
 
     def start(self) -> Stack:
         nodes = self.directory / "nodes.yaml"
-        nodes.write_text(yaml.safe_dump({**yaml.safe_load((DATA_DIR / "nodes.yaml").read_text()), **NODES}))
+        nodes.write_text(
+            yaml.safe_dump({**yaml.safe_load((DATA_DIR / "nodes.yaml").read_text()), **NODES})
+        )
         self.ground = TestGround(self.directory / "ground", nodes_file=nodes).start()
         self.identity = IdentityServerProcess(
             realm_file(self.directory), self.directory / "identity.log"
@@ -154,16 +175,23 @@ class Stack:
             for claim in CLAIMS:
                 body = {
                     "metadata": {"name": claim},
-                    "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+                    "spec": {
+                        "accessModes": ["ReadWriteMany"],
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
                 }
                 await _create(api, f"/api/v1/namespaces/{name}/persistentvolumeclaims", body)
             await apply_file(api, DATA_DIR / "resources.yaml", name)
-            await _create(api, f"/apis/primehub.io/v1alpha1/namespaces/{name}/instancetypes", BENCH_TYPE)
+            await _create(
+                api, f"/apis/primehub.io/v1alpha1/namespaces/{name}/instancetypes", BENCH_TYPE
+            )
         return name
 
     def hub(self, name: str) -> HubProcess:
         """A hub on the test ground (not started: set its ``config`` first)."""
-        hub = HubProcess(self.directory / name, environment={"KUBECONFIG": str(self.ground.kubeconfig)})
+        hub = HubProcess(
+            self.directory / name, environment={"KUBECONFIG": str(self.ground.kubeconfig)}
+        )
         self.hubs.append(hub)
         return hub
 
@@ -221,7 +249,9 @@ async def log_in(hub: HubProcess, usernames: Iterable[str], concurrency: int = 8
     await asyncio.gather(*(one(name) for name in usernames))
 
 
-async def api(http: httpx.AsyncClient, hub: HubProcess, method: str, path: str, body: object = None) -> httpx.Response:
+async def api(
+    http: httpx.AsyncClient, hub: HubProcess, method: str, path: str, body: object = None
+) -> httpx.Response:
     return await http.request(
         method,
         f"{hub.url}/hub/api/{path}",
@@ -230,7 +260,9 @@ async def api(http: httpx.AsyncClient, hub: HubProcess, method: str, path: str, 
     )
 
 
-async def wait_ready(http: httpx.AsyncClient, hub: HubProcess, user: str, server: str = "", timeout: float = 300) -> None:
+async def wait_ready(
+    http: httpx.AsyncClient, hub: HubProcess, user: str, server: str = "", timeout: float = 300
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         model = (await api(http, hub, "GET", f"users/{user}")).json()
@@ -241,7 +273,9 @@ async def wait_ready(http: httpx.AsyncClient, hub: HubProcess, user: str, server
     raise TimeoutError(f"{user}'s server was not ready after {timeout}s")
 
 
-async def stop_server(http: httpx.AsyncClient, hub: HubProcess, user: str, timeout: float = 120) -> None:
+async def stop_server(
+    http: httpx.AsyncClient, hub: HubProcess, user: str, timeout: float = 120
+) -> None:
     await api(http, hub, "DELETE", f"users/{user}/server")
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -299,13 +300,22 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         return {group["name"] for group in auth_state[AUTH_STATE_KEY]["groups"]}
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
-        """Renew tokens and reload the launch context; ride out a Keycloak outage for a while."""
+        """Renew tokens and reload the launch context; ride out a Keycloak outage for a while.
+
+        When nothing changed (the same tokens, userinfo and launch context), the answer is True, so
+        JupyterHub does not rewrite the encrypted auth state and resync groups in its database: its
+        blocking work per spawn under a burst of spawns. ``fetched`` then keeps the time the stored
+        context was written."""
+        stored = await user.get_auth_state()
         if self.launch_context_max_age > 0:
-            age = _context_age(await user.get_auth_state())
+            age = _context_age(stored)
             if age is not None and age <= self.launch_context_max_age:
                 return True
         try:
-            return await super().refresh_user(user, handler, **kwargs)
+            refreshed = await super().refresh_user(user, handler, **kwargs)
+            if isinstance(refreshed, dict) and _unchanged(stored, refreshed, user.admin):
+                return True
+            return refreshed
         except (IdentityServiceUnavailable, HTTPClientError, OSError) as error:
             if isinstance(error, HTTPClientError) and error.code < 500:
                 raise
@@ -327,6 +337,20 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
                 self.identity_service_grace,
             )
             return False
+
+
+def _unchanged(stored: dict[str, Any] | None, refreshed: dict[str, Any], admin: bool) -> bool:
+    """True if a refreshed auth model says nothing new (the context's load time aside)."""
+    if not stored or refreshed.get("admin") not in (None, admin):
+        return False
+
+    def comparable(auth_state: dict[str, Any]) -> str:
+        context = {
+            k: v for k, v in (auth_state.get(AUTH_STATE_KEY) or {}).items() if k != "fetched"
+        }
+        return json.dumps({**auth_state, AUTH_STATE_KEY: context}, sort_keys=True, default=str)
+
+    return comparable(stored) == comparable(refreshed.get("auth_state") or {})
 
 
 def _context_age(auth_state: dict[str, Any] | None) -> float | None:

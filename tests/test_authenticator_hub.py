@@ -114,6 +114,19 @@ async def test_group_and_role_removal_count_at_the_next_spawn(stack):
     assert "cpu-2" not in context.group("phusers").grants.instance_types
 
 
+async def test_an_unchanged_refresh_leaves_the_stored_auth_state_alone(stack):
+    hub, server = stack
+    await hub_login(hub, "alice")
+    loaded = user(hub, "alice")["auth_state"]["primehub"]["fetched"]
+    server.reset_stats()
+    status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
+    assert status in (201, 202), hub.log()
+    assert server.stats()["admin"] == 3  # reloaded before the spawn ...
+    assert (
+        user(hub, "alice")["auth_state"]["primehub"]["fetched"] == loaded
+    )  # ... and not rewritten
+
+
 async def test_a_fresh_launch_context_spares_keycloak_when_configured(identity_server, tmp_path):
     hub = hub_for(identity_server, tmp_path / "hub", launch_context_max_age=600.0)
     try:
