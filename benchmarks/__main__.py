@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import re
 import subprocess
 import sys
 import time
@@ -47,9 +48,8 @@ async def main(names: list[str]) -> int:
             report, key = await module.run(shared)
             print(report, flush=True)
             print(f"\n({time.monotonic() - began:.0f} s)", flush=True)
-            sections.append(
-                f"## {BENCHMARKS[name]}\n\n{(module.__doc__ or '').strip()}\n\n{report}\n"
-            )
+            about = re.sub(r"^\d+\. [^:]+: ", "", (module.__doc__ or "").strip())
+            sections.append(f"## {BENCHMARKS[name]}\n\n{about}\n\n{report}\n")
             keys.append(key)
     elapsed = time.monotonic() - started
     print("\nKey figures:")
