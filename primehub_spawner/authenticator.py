@@ -234,9 +234,13 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         return True
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
-        from .handlers import LaunchHandler
+        from .handlers import GroupOptionsHandler, LaunchHandler
 
-        return [*super().get_handlers(app), (r"/primehub/launch", LaunchHandler)]
+        return [
+            *super().get_handlers(app),
+            (r"/primehub/launch", LaunchHandler),
+            (r"/primehub/options/([^/]+)/?([^/]*)", GroupOptionsHandler),
+        ]
 
     def end_session_url(self, id_token: str | None, post_logout_redirect: str) -> str:
         params = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect}

@@ -90,6 +90,23 @@ def _preselect(
     )
 
 
+def _group_values(
+    offer: GroupOffer, usage: GroupUsage, presets: Presets, notices: list[str]
+) -> dict[str, Any]:
+    """What the group's part of the form shows: quota greying, preselections, usage."""
+    name = offer.group.name
+    over, instance_type, image = _preselect(
+        offer, usage, presets.instance_type, presets.image, notices
+    )
+    return {
+        "offer": offer,
+        "over_quota": {name: over},
+        "preset_instance_type": {name: instance_type},
+        "preset_image": {name: image},
+        "usage": {name: usage},
+    }
+
+
 def render(
     context: LaunchContext,
     catalog: Catalog,
@@ -97,11 +114,16 @@ def render(
     presets: Presets = Presets(),
     last_group: str | None = None,
     for_user: str | None = None,
+    group_url: str = "",
 ) -> str:
-    """The form's HTML; ``usage_of(group)`` reports what the user and the group use now."""
-    offers = [offer for group in context.groups if (offer := resolve(context, group.name, catalog))]
+    """The form's HTML; ``usage_of(group)`` reports what the user and the group use now.
+
+    Only the selected group's part is rendered: the others are fetched from ``group_url`` (see
+    ``render_group``) when the user switches, so the page stays small however many groups and
+    resources there are."""
+    groups = list(context.groups)
+    names = [g.name for g in groups]
     notices: list[str] = []
-    names = [o.group.name for o in offers]
     selected = names[0] if names else ""
     if last_group in names:
         selected = last_group
@@ -112,33 +134,34 @@ def render(
             notices.append(
                 f"Group {presets.group!r} is not available to you; another group is selected."
             )
-    over_quota: dict[str, dict[str, str]] = {}
-    preset_instance_type: dict[str, str | None] = {}
-    preset_image: dict[str, str | None] = {}
-    usage: dict[str, GroupUsage] = {}
-    for offer in offers:
-        name = offer.group.name
-        usage[name] = usage_of(name)
-        is_selected = name == selected
-        over_quota[name], preset_instance_type[name], preset_image[name] = _preselect(
-            offer,
-            usage[name],
-            presets.instance_type if is_selected else None,
-            presets.image if is_selected else None,
-            notices if is_selected else [],
-        )
+    offer = resolve(context, selected, catalog) if selected else None
+    values: dict[str, Any] = {"offer": None}
+    if offer is not None:
+        values = _group_values(offer, usage_of(selected), presets, notices)
     return _ENVIRONMENT.get_template("primehub_options.html").render(
-        offers=offers,
+        groups=groups,
         selected=selected,
         notices=notices,
-        over_quota=over_quota,
-        preset_instance_type=preset_instance_type,
-        preset_image=preset_image,
-        usage=usage,
         envs=list(context.user.envs),
-        autolaunch=presets.autolaunch and bool(offers),
+        autolaunch=presets.autolaunch and bool(groups),
         for_user=for_user,
+        group_url=group_url,
+        **values,
     )
+
+
+def render_group(
+    context: LaunchContext,
+    catalog: Catalog,
+    usage_of: Callable[[str], GroupUsage],
+    group: str,
+) -> str | None:
+    """One group's part of the form, with its defaults preselected; None if not the user's group."""
+    offer = resolve(context, group, catalog)
+    if offer is None:
+        return None
+    values = _group_values(offer, usage_of(group), Presets(), [])
+    return _ENVIRONMENT.get_template("primehub_group.html").render(selected=group, **values)
 
 
 def options_from_form(formdata: Mapping[str, list[str]]) -> dict[str, Any]:

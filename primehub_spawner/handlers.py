@@ -1,4 +1,5 @@
-"""Hub pages of the plugin: launch links that preselect the Server Options form."""
+"""Hub pages of the plugin: launch links that preselect the Server Options form, and the form's
+per-group parts fetched when the user switches groups."""
 
 from __future__ import annotations
 
@@ -37,3 +38,31 @@ class LaunchHandler(BaseHandler):
         if server:
             target = url_path_join(target, server)
         self.redirect(target)
+
+
+class GroupOptionsHandler(BaseHandler):
+    """``/hub/primehub/options/<user>[/<server>]?group=<name>``: one group's part of that server's
+    Server Options form (HTML), for the user herself or an admin."""
+
+    @web.authenticated
+    async def get(self, user_name: str, server_name: str = "") -> None:
+        current = self.current_user
+        if current.name != user_name and not current.admin:
+            raise web.HTTPError(403, "Only admins can see the server options of other users")
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"No such user: {user_name}")
+        if server_name and not self.allow_named_servers:
+            raise web.HTTPError(400, "Named servers are not enabled on this hub")
+        group = self.get_query_argument("group", "")
+        try:
+            spawner = user.get_or_create_spawner(server_name, server_name)
+        except ValueError as error:
+            raise web.HTTPError(400, f"server: {error}") from None
+        render = getattr(spawner, "render_group_options", None)
+        html = await render(group) if render is not None and group else None
+        if html is None:
+            raise web.HTTPError(404, f"group: {user_name} is not a member of group {group!r}")
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(html)

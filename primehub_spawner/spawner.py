@@ -9,6 +9,7 @@ import os
 from typing import Any, ClassVar
 
 from jupyterhub.spawner import SpawnException
+from jupyterhub.utils import url_path_join
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Bool, Unicode, default
@@ -133,7 +134,21 @@ class PrimeHubSpawner(KubeSpawner):
             presets=self.primehub_presets,
             last_group=self.launch_group,
             for_user=for_user,
+            group_url=url_path_join(
+                self.hub.base_url, "primehub/options", self.user.escaped_name, self.name
+            ),
         )
+
+    async def render_group_options(self, group: str) -> str | None:
+        """The form's part for ``group`` (fetched when the user switches groups); None if the
+        user is not in it."""
+        context = await self._launch_context()
+        if context is None:
+            return None
+        catalog = (await CatalogCache.shared(self.namespace)).snapshot()
+        await self._start_watching_pods()
+        usage_of = functools.partial(self._usage_of, pods=self._namespace_pods())
+        return form.render_group(context, catalog, usage_of, group)
 
     async def load_user_options(self) -> None:
         """Options were checked and applied by ``apply_user_options``; KubeSpawner's profiles are unused."""

@@ -48,3 +48,11 @@ async def logged_in_page(browser, hub_url: str, username: str, screenshot: Path 
         lambda url: url.startswith(f"{hub_url}/hub/") and "/oauth" not in url, wait_until="load"
     )
     return page
+
+
+async def choose_group(page, group: str) -> None:
+    """Pick a group in the Server Options form and wait until its part is there (fetched on demand)."""
+    await page.select_option("#primehub-group", group)
+    await page.wait_for_selector(
+        f'fieldset.primehub-group[data-group="{group}"]:not([data-lazy]):not([hidden])'
+    )

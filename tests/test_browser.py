@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from devstack.testing import DEMO_REALM, eventually
-from tests.browsers import logged_in_page
+from tests.browsers import choose_group, logged_in_page
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.browser]
 
@@ -33,10 +33,10 @@ async def test_group_switching_and_gpu_images(browser, hub_factory, realm):
     ml = page.locator('fieldset[data-group="ml-team"]')
     ph = page.locator('fieldset[data-group="phusers"]')
     assert await ml.is_visible() and not await ph.is_visible()
-    await page.select_option("#primehub-group", "phusers")
+    await choose_group(page, "phusers")
     assert await ph.is_visible() and not await ml.is_visible()
     assert await ml.locator("input").evaluate_all("inputs => inputs.every(i => i.disabled)")
-    await page.select_option("#primehub-group", "ml-team")
+    await choose_group(page, "ml-team")
     pytorch = ml.locator('input[value="pytorch"]')
     await ml.locator('input[value="cpu-1"]').check()
     assert await pytorch.is_disabled()  # a GPU image on a CPU instance type

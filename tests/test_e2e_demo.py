@@ -16,7 +16,7 @@ from devstack.ground import processes_mentioning
 from devstack.hub import oauth_login
 from devstack.kubeapi import Credentials, KubeAPI
 from devstack.testing import eventually
-from tests.browsers import logged_in_page
+from tests.browsers import choose_group, logged_in_page
 from tests.demo_stack import SCREENSHOTS
 from tests.notebook_api import NotebookServer
 
@@ -54,7 +54,7 @@ def shot(name: str) -> str:
 
 
 async def choose(page, group: str, instance_type: str, image: str) -> None:
-    await page.select_option("#primehub-group", group)
+    await choose_group(page, group)
     fieldset = page.locator(f'fieldset[data-group="{group}"]')
     await fieldset.locator(f'input[value="{instance_type}"]').check()
     await fieldset.locator(f'input[value="{image}"]').check()
@@ -74,7 +74,7 @@ async def test_alice_launches_in_ml_team_and_her_home_survives_a_restart(browser
     hub = demo_stack.hub_url
     page = await logged_in_page(browser, hub, "alice", screenshot=shot("01-login"))
     await page.goto(f"{hub}/hub/spawn")
-    await page.select_option("#primehub-group", "phusers")
+    await choose_group(page, "phusers")
     await page.screenshot(path=shot("02-options-ph-users"), full_page=True)
     await choose(page, "ml-team", "cpu-2", "base-notebook")
     await page.screenshot(path=shot("03-options-ml-team"), full_page=True)

@@ -1,5 +1,6 @@
 """The Server Options form: what it shows per group, escaping, quota greying, presets, and reading it back."""
 
+import re
 from decimal import Decimal
 from html.parser import HTMLParser
 
@@ -7,7 +8,7 @@ import pytest
 
 from primehub_spawner.catalog import Catalog, InstanceType
 from primehub_spawner.context import Grants, GroupContext, LaunchContext, Quota, UserContext
-from primehub_spawner.form import GroupUsage, Presets, options_from_form, render
+from primehub_spawner.form import GroupUsage, Presets, options_from_form, render, render_group
 from primehub_spawner.options import parse_user_options
 from primehub_spawner.quota import Usage
 from tests.test_permissions import CATALOG
@@ -65,6 +66,24 @@ def test_groups_names_are_text_not_markup():
     assert "Vision &amp; Co" in html
     parsed = parse(html)
     assert [o["value"] for o in parsed.options] == ["ml", "cv"]
+
+
+def test_only_the_selected_group_is_rendered_the_others_on_demand():
+    html = render(ctx(ML, CV), CATALOG, lambda g: IDLE, group_url="/hub/primehub/options/alice/")
+    names = {i.get("name") for i in parse(html).inputs}
+    assert "instance_type.ml" in names and not any(n and n.endswith(".cv") for n in names)
+    assert '<fieldset class="primehub-group" data-group="cv" data-lazy hidden></fieldset>' in html
+    assert 'data-group-url="/hub/primehub/options/alice/"' in html
+    part = render_group(ctx(ML, CV), CATALOG, lambda g: IDLE, "cv")
+    inputs = parse(part).inputs
+    assert {i["value"] for i in inputs if i.get("name") == "image.cv"} == {"sci", "base"}
+    assert [i["value"] for i in inputs if "checked" in i and i["name"] == "instance_type.cv"] == [
+        "cpu-1"
+    ]
+    assert "hidden" not in re.search(r"<fieldset[^>]*>", part).group(0)  # shown as it comes
+    ml_part = render_group(ctx(ML, CV), CATALOG, lambda g: IDLE, "ml")
+    assert "ML &lt;script&gt;" in ml_part and "<script>" not in ml_part
+    assert render_group(ctx(ML, CV), CATALOG, lambda g: IDLE, "nope") is None
 
 
 BIG = InstanceType.from_cr(

@@ -267,6 +267,24 @@ async def test_an_admin_sees_another_users_options(hub_factory, bob_logged_in):
     assert re.findall(r'<option value="([^"]+)"', page) == ["ml-team"]
 
 
+async def test_a_groups_part_of_the_form_is_served_to_its_user_and_admins(hub_factory):
+    hub = hub_factory()
+    await log_in(hub, "bob")
+    options = f"{hub.url}/hub/primehub/options"
+    async with browser_session(hub, "alice") as http:
+        page = (await http.get(f"{hub.url}/hub/spawn")).text
+        assert 'data-group-url="/hub/primehub/options/alice"' in page
+        part = await http.get(f"{options}/alice/?group=phusers")
+        assert part.status_code == 200 and 'name="instance_type.phusers"' in part.text
+        named = await http.get(f"{options}/alice/gpu?group=ml-team")
+        assert named.status_code == 200 and 'name="image.ml-team"' in named.text
+        assert (await http.get(f"{options}/alice/?group=vision")).status_code == 404
+        assert (await http.get(f"{options}/bob/?group=ml-team")).status_code == 403
+    async with browser_session(hub, "phadmin") as http:
+        part = await http.get(f"{options}/bob/?group=ml-team")
+        assert part.status_code == 200 and 'name="instance_type.ml-team"' in part.text
+
+
 async def test_launching_for_someone_who_never_logged_in(hub_factory, kube, namespace):
     hub = hub_factory()
     for name in ("bob", "stranger"):

@@ -1,5 +1,6 @@
-// Server Options behaviour: group switching in place, image availability, GPU warning, env rows.
-// Names and descriptions are only ever read from and written to text, never as HTML.
+// Server Options behaviour: group switching in place (a group's part is fetched from the hub the
+// first time it is chosen: server-rendered, autoescaped HTML), image availability, GPU warning, env
+// rows. Names and descriptions are only ever read from and written to text by this script.
 (function () {
   var root = document.getElementById("primehub-options");
   if (!root) { return; }
@@ -38,7 +39,10 @@
       var active = section === current();
       section.hidden = !active;
       section.querySelectorAll("input").forEach(function (input) {
-        if (!active) { input.dataset.wasDisabled = input.disabled; input.disabled = true; }
+        if (!active) {
+          if (input.dataset.wasDisabled === undefined) { input.dataset.wasDisabled = input.disabled; }
+          input.disabled = true;
+        }
         else if (input.dataset.wasDisabled !== undefined) {
           input.disabled = input.dataset.wasDisabled === "true"; delete input.dataset.wasDisabled;
         }
@@ -53,7 +57,36 @@
     });
   }
 
-  select.addEventListener("change", show);
+  function load(section) {
+    if (!section || !section.hasAttribute("data-lazy")) { return Promise.resolve(); }
+    if (section.dataset.loading) { return section.loading; }
+    section.dataset.loading = "true";
+    if (start) { start.disabled = true; }
+    var url = root.dataset.groupUrl + "?group=" + encodeURIComponent(section.dataset.group);
+    section.loading = fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.text();
+      })
+      .then(function (html) {
+        var holder = document.createElement("div");
+        holder.innerHTML = html;
+        var fresh = holder.querySelector("fieldset.primehub-group");
+        if (!fresh) { throw new Error("no options in the answer"); }
+        section.replaceWith(fresh);
+      })
+      .catch(function (error) {
+        delete section.dataset.loading;
+        var message = document.createElement("p");
+        message.className = "alert alert-danger primehub-load-error";
+        message.textContent = "The options of this group could not be loaded (" + error.message + "). Choose it again to retry.";
+        section.replaceChildren(message);
+      })
+      .finally(function () { if (start) { start.disabled = false; } });
+    return section.loading;
+  }
+
+  select.addEventListener("change", function () { load(current()).then(show); show(); });
   root.addEventListener("change", function (event) {
     if (event.target.name && event.target.name.indexOf("instance_type.") === 0) { refreshImages(current()); }
     if (event.target.name && event.target.name.indexOf("image.") === 0) { refreshImages(current()); }
