@@ -171,7 +171,9 @@ def options_from_form(formdata: Mapping[str, list[str]]) -> dict[str, Any]:
         values = formdata.get(key) or [""]
         return values[0].strip()
 
-    options: dict[str, Any] = {"safe_mode": first("safe_mode") == "on"}
+    # A checkbox sends "on" or nothing; anything else is passed on for the validator to refuse.
+    safe_mode = first("safe_mode")
+    options: dict[str, Any] = {"safe_mode": {"on": True, "": False}.get(safe_mode, safe_mode)}
     group = first("group")
     if group:
         options["group"] = group

@@ -64,9 +64,11 @@ def _printable(value: str) -> bool:
 
 
 def _name(options: Mapping[str, Any], key: str) -> str | None:
-    value = options.get(key)
-    if value is None:
+    if key not in options:
         return None
+    value = options[key]
+    if value is None:
+        raise OptionError(key, "must be a string, not null (leave it out for the default)")
     if not isinstance(value, str):
         raise OptionError(key, f"must be a string, not {type(value).__name__}")
     if not value or len(value) > MAX_NAME:
@@ -88,7 +90,7 @@ def parse_user_options(options: Any) -> LaunchRequest:
     safe_mode = options.get("safe_mode", False)
     if not isinstance(safe_mode, bool):
         raise OptionError("safe_mode", "must be true or false")
-    env = options.get("env") or {}
+    env = options.get("env", {})
     if not isinstance(env, Mapping):
         raise OptionError("env", "must be an object of NAME: value")
     if len(env) > MAX_ENV:
@@ -146,7 +148,7 @@ def decide(
     request: LaunchRequest, context: LaunchContext, catalog: Catalog, last_group: str | None = None
 ) -> LaunchChoice:
     """Check the request against the user's groups and the catalog, filling in defaults."""
-    if not context.groups:
+    if not context.groups and request.group is None:
         raise OptionError(
             "group", "no group is configured for you to launch a server in; ask an administrator"
         )

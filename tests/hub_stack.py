@@ -44,31 +44,36 @@ async def hub_factory(test_ground, kube, namespace, identity_server_factory, tmp
             tmp_path / f"hub{len(hubs)}", environment={"KUBECONFIG": str(test_ground.kubeconfig)}
         )
         hub.identity = server
-        hub.config = "\n".join(
-            [
-                'c.JupyterHub.authenticator_class = "primehub"',
-                'c.JupyterHub.spawner_class = "primehub"',
-                "c.JupyterHub.allow_named_servers = True",
-                "c.JupyterHub.named_server_limit_per_user = 50",
-                'c.JupyterHub.default_url = "/hub/home"',
-                f"c.PrimeHubAuthenticator.keycloak_url = {server.url!r}",
-                f"c.PrimeHubAuthenticator.realm = {server.realm!r}",
-                'c.PrimeHubAuthenticator.client_secret = "demo-jupyterhub-secret"',
-                f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
-                f"c.KubeSpawner.namespace = {namespace!r}",
-                f"c.KubeSpawner.cmd = {cmd or [sys.executable, '-m', 'http.server', '8888']!r}",
-                "c.KubeSpawner.start_timeout = 60",
-                "c.KubeSpawner.http_timeout = 30",
-                "import primehub_spawner",
-                "c.JupyterHub.template_paths = [str(primehub_spawner.TEMPLATES_DIR)]",
-            ]
-        )
+        hub.config = primehub_config(hub, server, namespace, cmd)
         hubs.append(hub)
         return hub.start()
 
     yield start
     for hub in hubs:
         hub.stop()
+
+
+def primehub_config(hub: HubProcess, server, namespace: str, cmd: list[str] | None = None) -> str:
+    """The plugin's hub on the test ground: identity server ``server``, pods in ``namespace``."""
+    return "\n".join(
+        [
+            'c.JupyterHub.authenticator_class = "primehub"',
+            'c.JupyterHub.spawner_class = "primehub"',
+            "c.JupyterHub.allow_named_servers = True",
+            "c.JupyterHub.named_server_limit_per_user = 50",
+            'c.JupyterHub.default_url = "/hub/home"',
+            f"c.PrimeHubAuthenticator.keycloak_url = {server.url!r}",
+            f"c.PrimeHubAuthenticator.realm = {server.realm!r}",
+            'c.PrimeHubAuthenticator.client_secret = "demo-jupyterhub-secret"',
+            f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
+            f"c.KubeSpawner.namespace = {namespace!r}",
+            f"c.KubeSpawner.cmd = {cmd or [sys.executable, '-m', 'http.server', '8888']!r}",
+            "c.KubeSpawner.start_timeout = 60",
+            "c.KubeSpawner.http_timeout = 30",
+            "import primehub_spawner",
+            "c.JupyterHub.template_paths = [str(primehub_spawner.TEMPLATES_DIR)]",
+        ]
+    )
 
 
 async def log_in(hub: HubProcess, *usernames: str) -> None:

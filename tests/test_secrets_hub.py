@@ -1,0 +1,48 @@
+"""Secrets stay secret: no token or client secret in the hub's log or pages, auth state encrypted,
+and a hub that would store auth state in the clear does not start."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.hub import HubProcess
+from tests.hub_stack import browser_session, log_in, primehub_config
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+CLIENT_SECRET = "demo-jupyterhub-secret"
+
+
+async def test_tokens_and_the_client_secret_appear_in_no_log_or_page(hub_factory, tmp_path):
+    hub = hub_factory()
+    await log_in(hub, "alice")
+    status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
+    assert status in (201, 202)
+    async with browser_session(hub, "alice") as http:
+        pages = [
+            (await http.get(f"{hub.url}/hub/{page}")).text for page in ("home", "spawn", "token")
+        ]
+    auth_state = hub.api("GET", "users/alice")[1]["auth_state"]
+    secrets = {
+        "client secret": CLIENT_SECRET,
+        "access token": auth_state["access_token"],
+        "refresh token": auth_state["refresh_token"],
+        "id token": auth_state["id_token"],
+    }
+    hub_log = (hub.directory / "jupyterhub.log").read_text()
+    for what, value in secrets.items():
+        assert value and value not in hub_log, f"{what} in the hub's log"
+        assert all(value not in page for page in pages), f"{what} in a page"
+    database = (hub.directory / "jupyterhub.sqlite").read_bytes()
+    assert auth_state["access_token"].encode() not in database  # encrypted at rest
+    assert b"ml-team" in database  # (the groups are in the clear, as JupyterHub keeps them)
+
+
+async def test_the_hub_refuses_to_start_without_a_crypt_key(identity_server, tmp_path, test_ground):
+    hub = HubProcess(
+        tmp_path / "hub",
+        environment={"KUBECONFIG": str(test_ground.kubeconfig), "JUPYTERHUB_CRYPT_KEY": ""},
+    )
+    hub.config = primehub_config(hub, identity_server, "default")
+    with pytest.raises(RuntimeError, match="exited"):
+        hub.start(timeout=60)
+    assert "JUPYTERHUB_CRYPT_KEY" in (hub.directory / "jupyterhub.log").read_text()
