@@ -212,33 +212,3 @@ async def test_no_list_calls_once_warm(kube, cache, namespace, test_ground):
         assert resolve(context, "ml-team", cache.snapshot()) is not None
     await asyncio.sleep(0.5)  # audit lines are written as requests complete
     assert _lists(test_ground, namespace) == warm
-
-
-async def test_the_cache_recovers_after_the_api_server_restarts(
-    kube, cache, namespace, test_ground
-):
-    await apply_file(kube, RESOURCES, namespace)
-    await eventually(lambda: _has(cache, "instance_types", "gpu-1"), timeout=2.0, what="loaded")
-    await asyncio.to_thread(test_ground.cluster.restart_apiserver)
-    body = {
-        "apiVersion": "primehub.io/v1alpha1",
-        "kind": "InstanceType",
-        "metadata": {"name": "after-restart"},
-        "spec": {"limits": {"cpu": 1, "memory": "1G"}},
-    }
-    await kube.post(f"{API}/{namespace}/instancetypes", body)
-    await eventually(
-        lambda: _has(cache, "instance_types", "after-restart"),
-        timeout=30.0,
-        interval=0.2,
-        what="the watch to resume after the restart",
-    )
-    await kube.delete(f"{API}/{namespace}/instancetypes/cpu-1")
-    await eventually(
-        lambda: _is_gone(cache, "cpu-1"), timeout=30.0, interval=0.2, what="a deletion seen"
-    )
-    assert "gpu-1" in cache.snapshot().instance_types  # nothing lost across the restart
-
-
-async def _is_gone(cache: CatalogCache, name: str) -> bool:
-    return name not in cache.snapshot().instance_types
