@@ -299,6 +299,16 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             self.log.error("Cannot load the launch context of %s: %s", username, error)
             raise IdentityServiceUnavailable() from error
 
+    async def authenticate(self, handler: Any, data: Any = None, **kwargs: Any) -> Any:
+        """OAuthenticator's code exchange and userinfo; Keycloak unreachable or failing is a 503."""
+        try:
+            return await super().authenticate(handler, data, **kwargs)
+        except (HTTPClientError, OSError) as error:
+            if isinstance(error, HTTPClientError) and error.code < 500:
+                raise
+            self.log.error("Login cannot complete: Keycloak did not answer (%s)", error)
+            raise IdentityServiceUnavailable() from error
+
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
         """The user's Keycloak groups (by name) as JupyterHub groups; the global group excluded."""
         return {group["name"] for group in auth_state[AUTH_STATE_KEY]["groups"]}

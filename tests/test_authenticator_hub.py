@@ -4,6 +4,8 @@ refresh before spawn, outages, logout."""
 from __future__ import annotations
 
 import asyncio
+import time
+import urllib.parse
 
 import httpx
 import pytest
@@ -204,3 +206,61 @@ async def test_logout_ends_the_keycloak_session(stack):
         assert back.status_code == 302 and back.headers["location"] == f"{hub.url}/hub/login"
         with pytest.raises(LoginFailed):  # the Keycloak session is over: the form asks again
             await login(http, f"{hub.url}/hub/oauth_login", "alice", "wrong")
+
+
+async def test_keycloak_down_at_the_callback_is_a_503_and_no_user(identity_server, tmp_path):
+    hub = hub_for(identity_server, tmp_path / "hub")
+    try:
+        async with httpx.AsyncClient() as http:
+            redirect = await login(
+                http,
+                f"{hub.url}/hub/oauth_login",
+                "alice",
+                "alice",
+                stop=lambda url: "/hub/oauth_callback" in url,
+            )
+            callback = urllib.parse.urljoin(str(redirect.url), redirect.headers["location"])
+            identity_server.stop()  # between the login form and the code exchange
+            page = await http.get(callback)
+        assert page.status_code == 503, page.text[:300]
+        assert "identity service is unavailable" in page.text
+        assert "Keycloak did not answer" in hub.log()
+        assert hub.api("GET", "users/alice")[0] == 404  # no user half-made
+    finally:
+        hub.stop()
+
+
+async def test_a_launch_while_keycloak_is_down_uses_the_recent_context(identity_server, tmp_path):
+    hub = hub_for(identity_server, tmp_path / "hub")  # identity_service_grace: 600 s
+    try:
+        await hub_login(hub, "alice")
+        identity_server.stop()
+        status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
+        assert status in (201, 202), hub.log()
+        assert "keeping the launch context" in hub.log()
+    finally:
+        hub.stop()
+
+
+async def test_a_slow_keycloak_does_not_stall_other_users(identity_server, tmp_path):
+    hub = hub_for(identity_server, tmp_path / "hub")
+    try:
+        async with httpx.AsyncClient() as bob:
+            await hub_login(hub, "alice")
+            await hub_login(hub, "bob", bob)
+            identity_server.set_admin_latency(3.0)
+            started = time.monotonic()
+            spawn = asyncio.ensure_future(
+                asyncio.to_thread(hub.api, "POST", "users/alice/server", {"user_options": {}})
+            )
+            await asyncio.sleep(0.5)  # alice's pre-spawn reload is waiting on Keycloak
+            asked = time.monotonic()
+            page = await bob.get(f"{hub.url}/hub/home")
+            answered = time.monotonic() - asked
+            status, _ = await spawn
+            spawn_time = time.monotonic() - started
+        assert page.status_code == 200 and answered < 1.0, answered
+        assert status in (201, 202) and spawn_time >= 3.0  # the reload did wait
+    finally:
+        identity_server.set_admin_latency(0)
+        hub.stop()

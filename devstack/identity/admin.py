@@ -7,6 +7,7 @@ answers otherwise: 401 ``{"error": "HTTP 401 Unauthorized"}``, 403 ``{"error": "
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -42,10 +43,12 @@ class AdminHandler(RealmHandler):
 
     permission = "view-users"
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         super().prepare()
         if self._finished:
             return
+        if self.server.admin_latency:
+            await asyncio.sleep(self.server.admin_latency)
         header = self.request.headers.get("Authorization", "")
         if not header.lower().startswith("bearer "):
             return self._deny(401)

@@ -67,6 +67,15 @@ class IdentityServerProcess:
         request = urllib.request.Request(f"{self.url}/devstack/requests", method="DELETE")  # noqa: S310
         urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
 
+    def set_admin_latency(self, seconds: float) -> None:
+        """Delay every admin API answer by ``seconds`` from now on (0 to stop)."""
+        request = urllib.request.Request(  # noqa: S310
+            f"{self.url}/devstack/latency",
+            method="PUT",
+            data=json.dumps({"admin": seconds}).encode(),
+        )
+        urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(grace=5)

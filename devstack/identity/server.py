@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ class IdentityServer:
         self.tokens = TokenService(realm, self.keys, self.issuer)
         self.pending_logins: dict[str, oidc.AuthRequest] = {}
         self.requests: Counter[str] = Counter()
+        self.admin_latency = 0.0  # seconds added to every admin API request (fault injection)
 
     def count(self, request: httputil.HTTPServerRequest) -> None:
         self.requests[f"{request.method} {request.path}"] += 1
@@ -86,6 +88,7 @@ class IdentityServer:
                 ),
                 (rf"{ADMIN}/clients", admin.ClientsHandler),
                 (r"/devstack/requests", RequestStatsHandler),
+                (r"/devstack/latency", LatencyHandler),
             ],
             template_path=str(TEMPLATES),
             identity=self,
@@ -112,6 +115,17 @@ class RequestStatsHandler(web.RequestHandler):
 
     def delete(self) -> None:
         self.settings["identity"].requests.clear()
+        self.set_status(204)
+
+
+class LatencyHandler(web.RequestHandler):
+    """Not Keycloak: ``PUT {"admin": seconds}`` delays every admin API answer by that much."""
+
+    def check_xsrf_cookie(self) -> None:
+        return
+
+    def put(self) -> None:
+        self.settings["identity"].admin_latency = float(json.loads(self.request.body)["admin"])
         self.set_status(204)
 
 
