@@ -63,31 +63,28 @@ def _preselect(
         )
         if problem:
             over[item.instance_type.name] = f"Over quota — {problem}"
+
+    def wanted_or_first(names: list[str], wanted: str | None, what: str) -> str | None:
+        if wanted in names:
+            return wanted
+        if wanted:
+            notices.append(
+                f"{what} {wanted!r} is not available in {offer.group.display_name}; "
+                "a default is selected for you."
+            )
+        return names[0] if names else None
+
     allowed = [i for i in offer.instance_types if i.instance_type.name not in over]
-    instance_type = next((i for i in allowed if i.instance_type.name == wanted_type), None)
-    if wanted_type and instance_type is None:
-        notices.append(
-            f"Instance type {wanted_type!r} is not available in {offer.group.display_name}; "
-            "a default is selected for you."
-        )
-    instance_type = instance_type or (allowed[0] if allowed else None)
-    images = [
-        i
-        for i in offer.images
-        if instance_type is None or compatibility(instance_type.instance_type, i.image).allowed
-    ]
-    image = next((i for i in images if i.image.name == wanted_image), None)
-    if wanted_image and image is None:
-        notices.append(
-            f"Image {wanted_image!r} is not available in {offer.group.display_name}; "
-            "a default is selected for you."
-        )
-    image = image or (images[0] if images else None)
-    return (
-        over,
-        instance_type.instance_type.name if instance_type else None,
-        image.image.name if image else None,
+    instance_type = wanted_or_first(
+        [i.instance_type.name for i in allowed], wanted_type, "Instance type"
     )
+    chosen_type = next((i for i in allowed if i.instance_type.name == instance_type), None)
+    images = [
+        i.image.name
+        for i in offer.images
+        if chosen_type is None or compatibility(chosen_type.instance_type, i.image).allowed
+    ]
+    return over, instance_type, wanted_or_first(images, wanted_image, "Image")
 
 
 def _group_values(

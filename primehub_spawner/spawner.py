@@ -118,19 +118,24 @@ class PrimeHubSpawner(KubeSpawner):
             context = await self.authenticator.launch_context_of(self.user.name)
         return context
 
-    async def render_options_form(self) -> str:
+    async def _form_inputs(self) -> tuple[LaunchContext, Any, Any] | None:
+        """The user's launch context, the catalog and current usage, for the form or a part of it."""
         context = await self._launch_context()
         if context is None:
-            return f'<p class="alert alert-danger">{_NO_CONTEXT}</p>'
+            return None
         catalog = (await CatalogCache.shared(self.namespace)).snapshot()
         await self._start_watching_pods()
+        return context, catalog, functools.partial(self._usage_of, pods=self._namespace_pods())
+
+    async def render_options_form(self) -> str:
+        inputs = await self._form_inputs()
+        if inputs is None:
+            return f'<p class="alert alert-danger">{_NO_CONTEXT}</p>'
         viewer = getattr(getattr(self, "handler", None), "current_user", None)
         for_user = self.user.name if viewer is not None and viewer.name != self.user.name else None
         # A launch link's presets hold until the next launch (JupyterHub may render the form twice).
         return form.render(
-            context,
-            catalog,
-            functools.partial(self._usage_of, pods=self._namespace_pods()),
+            *inputs,
             presets=self.primehub_presets,
             last_group=self.launch_group,
             for_user=for_user,
@@ -142,13 +147,8 @@ class PrimeHubSpawner(KubeSpawner):
     async def render_group_options(self, group: str) -> str | None:
         """The form's part for ``group`` (fetched when the user switches groups); None if the
         user is not in it."""
-        context = await self._launch_context()
-        if context is None:
-            return None
-        catalog = (await CatalogCache.shared(self.namespace)).snapshot()
-        await self._start_watching_pods()
-        usage_of = functools.partial(self._usage_of, pods=self._namespace_pods())
-        return form.render_group(context, catalog, usage_of, group)
+        inputs = await self._form_inputs()
+        return None if inputs is None else form.render_group(*inputs, group)
 
     async def load_user_options(self) -> None:
         """Options were checked and applied by ``apply_user_options``; KubeSpawner's profiles are unused."""
