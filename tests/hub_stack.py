@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 
 from devstack.ground import DATA_DIR
 from devstack.hub import HubProcess, oauth_login
@@ -19,6 +20,21 @@ from devstack.manifests import apply_file, install_crds
 
 RESOURCES = DATA_DIR / "resources.yaml"
 DEMO_REALM = DATA_DIR / "realm.yaml"
+
+
+DEMO_CLIENT_SECRET = "demo-jupyterhub-secret"
+
+
+def keycloak_admin(server) -> KeycloakAdmin:
+    """python-keycloak as the demo client's service account, on identity server ``server``."""
+    return KeycloakAdmin(
+        connection=KeycloakOpenIDConnection(
+            server_url=server.url,
+            realm_name=server.realm,
+            client_id="jupyterhub",
+            client_secret_key=DEMO_CLIENT_SECRET,
+        )
+    )
 
 
 def realm_with(tmp_path: Path, **group_attributes: dict[str, str]) -> Path:
@@ -64,7 +80,7 @@ def primehub_config(hub: HubProcess, server, namespace: str, cmd: list[str] | No
             'c.JupyterHub.default_url = "/hub/home"',
             f"c.PrimeHubAuthenticator.keycloak_url = {server.url!r}",
             f"c.PrimeHubAuthenticator.realm = {server.realm!r}",
-            'c.PrimeHubAuthenticator.client_secret = "demo-jupyterhub-secret"',
+            f"c.PrimeHubAuthenticator.client_secret = {DEMO_CLIENT_SECRET!r}",
             f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
             f"c.KubeSpawner.namespace = {namespace!r}",
             f"c.KubeSpawner.cmd = {cmd or [sys.executable, '-m', 'http.server', '8888']!r}",

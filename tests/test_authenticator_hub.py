@@ -10,15 +10,15 @@ import urllib.parse
 import httpx
 import pytest
 import yaml
-from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 
 from devstack.hub import HubProcess, oauth_login
 from devstack.identity.login import LoginFailed, login
 from devstack.testing import DEMO_REALM, http_client
 from primehub_spawner.context import LaunchContext
+from tests.hub_stack import DEMO_CLIENT_SECRET, keycloak_admin
 
 pytestmark = pytest.mark.slow
-SECRET = "demo-jupyterhub-secret"
+SECRET = DEMO_CLIENT_SECRET
 
 
 def hub_for(server, directory, **settings) -> HubProcess:
@@ -55,17 +55,6 @@ def user(hub: HubProcess, name: str) -> dict:
     status, model = hub.api("GET", f"users/{name}")
     assert status == 200, (status, model, hub.log())
     return model
-
-
-def keycloak_admin(server) -> KeycloakAdmin:
-    return KeycloakAdmin(
-        connection=KeycloakOpenIDConnection(
-            server_url=server.url,
-            realm_name=server.realm,
-            client_id="jupyterhub",
-            client_secret_key=SECRET,
-        )
-    )
 
 
 @pytest.mark.parametrize(

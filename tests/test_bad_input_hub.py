@@ -19,6 +19,7 @@ from tests.hub_stack import (
     DEMO_REALM,
     RESOURCES,
     browser_session,
+    keycloak_admin,
     log_in,
     primehub_config,
     spawn_counts,
@@ -138,6 +139,10 @@ FORM_CASES = {
         {"group": "ml-team", "env_name": "A=B", "env_value": "1"},
         "user_options.env.A=B: is not a valid",
     ),
+    "env-reserved": (
+        {"group": "ml-team", "env_name": "JUPYTERHUB_API_TOKEN", "env_value": "x"},
+        "user_options.env.JUPYTERHUB_API_TOKEN: is set by the hub",
+    ),
     "safe-mode": (
         {"group": "ml-team", "safe_mode": "maybe"},
         "user_options.safe_mode: must be true or false",
@@ -191,10 +196,14 @@ async def _assert_nothing_happened(hub: HubProcess, namespace: str, kubeconfig) 
 @pytest.mark.parametrize(("options", "message"), list(REST_CASES.values()), ids=list(REST_CASES))
 async def test_rest(stack, options, message):
     hub, namespace, kubeconfig = stack
+    refused = spawn_counts(hub).get("failure/invalid_options", 0)
     status, body = hub.api("POST", "users/alice/server", {"user_options": options})
     assert status == 400, (status, body)
     assert body["message"].startswith(message), body["message"]
     await _assert_nothing_happened(hub, namespace, kubeconfig)
+    # Counted as a refused request, not a spawn error (JupyterHub's own shape check counts nothing).
+    counted = 0 if message.startswith("user_options must") else 1
+    assert spawn_counts(hub).get("failure/invalid_options", 0) == refused + counted
 
 
 @pytest.mark.parametrize(("fields", "message"), list(FORM_CASES.values()), ids=list(FORM_CASES))
@@ -231,18 +240,9 @@ async def test_a_valid_launch_works_after_the_whole_catalogue(stack):
 
 
 async def test_a_group_left_since_login_is_refused_at_the_next_launch(hub_factory, kube, namespace):
-    from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
-
     hub = hub_factory()
     await log_in(hub, "bob")  # bob's only group is ml-team
-    admin = KeycloakAdmin(
-        connection=KeycloakOpenIDConnection(
-            server_url=hub.identity.url,
-            realm_name=hub.identity.realm,
-            client_id="jupyterhub",
-            client_secret_key="demo-jupyterhub-secret",
-        )
-    )
+    admin = keycloak_admin(hub.identity)
     admin.group_user_remove(admin.get_user_id("bob"), admin.get_group_by_path("/ml-team")["id"])
     status, body = hub.api("POST", "users/bob/server", {"user_options": {"group": "ml-team"}})
     assert status == 400

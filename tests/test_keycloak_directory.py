@@ -10,25 +10,18 @@ import yaml
 
 from devstack.testing import DEMO_REALM
 from primehub_spawner.keycloak import IdentityServiceError, KeycloakDirectory
+from tests.hub_stack import DEMO_CLIENT_SECRET, keycloak_admin
 
 ADMIN_TOKEN = {"resource_access": {"realm-management": {"roles": ["realm-admin", "view-users"]}}}
 
 
 def directory(server, **options) -> KeycloakDirectory:
-    options.setdefault("client_secret", "demo-jupyterhub-secret")
+    options.setdefault("client_secret", DEMO_CLIENT_SECRET)
     return KeycloakDirectory(server.url, server.realm, "jupyterhub", **options)
 
 
 def user_id(server, username: str) -> str:
-    from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
-
-    connection = KeycloakOpenIDConnection(
-        server_url=server.url,
-        realm_name=server.realm,
-        client_id="jupyterhub",
-        client_secret_key="demo-jupyterhub-secret",
-    )
-    return KeycloakAdmin(connection=connection).get_user_id(username)
+    return keycloak_admin(server).get_user_id(username)
 
 
 async def test_alices_launch_context(identity_server):
@@ -120,16 +113,7 @@ async def test_admin_calls_per_login_stay_bounded(identity_server_factory, tmp_p
 
 
 async def test_removals_count_at_once_additions_within_the_cache_lifetime(identity_server):
-    from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
-
-    kc = KeycloakAdmin(
-        connection=KeycloakOpenIDConnection(
-            server_url=identity_server.url,
-            realm_name=identity_server.realm,
-            client_id="jupyterhub",
-            client_secret_key="demo-jupyterhub-secret",
-        )
-    )
+    kc = keycloak_admin(identity_server)
     keycloak = directory(identity_server, group_cache_ttl=0.5)
     bob = user_id(identity_server, "bob")
     ml_team = kc.get_group_by_path("/ml-team")

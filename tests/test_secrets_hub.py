@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from devstack.hub import HubProcess
-from tests.hub_stack import browser_session, log_in, primehub_config
+from tests.hub_stack import DEMO_CLIENT_SECRET, browser_session, log_in, primehub_config
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-CLIENT_SECRET = "demo-jupyterhub-secret"
 
 
 async def test_tokens_and_the_client_secret_appear_in_no_log_or_page(hub_factory, tmp_path):
@@ -23,7 +22,7 @@ async def test_tokens_and_the_client_secret_appear_in_no_log_or_page(hub_factory
         ]
     auth_state = hub.api("GET", "users/alice")[1]["auth_state"]
     secrets = {
-        "client secret": CLIENT_SECRET,
+        "client secret": DEMO_CLIENT_SECRET,
         "access token": auth_state["access_token"],
         "refresh token": auth_state["refresh_token"],
         "id token": auth_state["id_token"],
