@@ -205,7 +205,8 @@ class PrimeHubSpawner(KubeSpawner):
             ),
             **compose.image(choice),
         }
-        home_path = self._volume_settings().safe_mode_home_path if safe_mode else "/home/jovyan"
+        paths = self._volume_settings()
+        home_path = paths.safe_mode_home_path if safe_mode else paths.home_path
         home = {"name": "volume-home", "persistentVolumeClaim": {"claimName": self.pvc_name}}
         settings.update(
             volumes=[*base["volumes"], home, *pod.volumes],
