@@ -3,11 +3,23 @@ per-group parts fetched when the user switches groups."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
 from .form import Presets
+
+
+def _spawner(handler: BaseHandler, user: Any, server: str) -> Any:
+    """The user's (named) server's spawner; 400 if that server name cannot be."""
+    if server and not handler.allow_named_servers:
+        raise web.HTTPError(400, "Named servers are not enabled on this hub")
+    try:
+        return user.get_or_create_spawner(server, server)
+    except ValueError as error:
+        raise web.HTTPError(400, f"server: {error}") from None
 
 
 class LaunchHandler(BaseHandler):
@@ -22,9 +34,7 @@ class LaunchHandler(BaseHandler):
     async def get(self) -> None:
         user = self.current_user
         server = self.get_query_argument("server", "")
-        if server and not self.allow_named_servers:
-            raise web.HTTPError(400, "Named servers are not enabled on this hub")
-        spawner = user.get_or_create_spawner(server, server)
+        spawner = _spawner(self, user, server)
         if spawner.ready:
             self.redirect(user.server_url(server))
             return
@@ -52,13 +62,8 @@ class GroupOptionsHandler(BaseHandler):
         user = self.find_user(user_name)
         if user is None:
             raise web.HTTPError(404, f"No such user: {user_name}")
-        if server_name and not self.allow_named_servers:
-            raise web.HTTPError(400, "Named servers are not enabled on this hub")
         group = self.get_query_argument("group", "")
-        try:
-            spawner = user.get_or_create_spawner(server_name, server_name)
-        except ValueError as error:
-            raise web.HTTPError(400, f"server: {error}") from None
+        spawner = _spawner(self, user, server_name)
         render = getattr(spawner, "render_group_options", None)
         html = await render(group) if render is not None and group else None
         if html is None:

@@ -225,6 +225,17 @@ async def test_server_names_outside_jupyterhubs_rules(stack, name):
     await _assert_nothing_happened(hub, namespace, kubeconfig)
 
 
+@pytest.mark.parametrize(
+    "page", ["launch?server=Bad_Name&group=ml-team", "options/alice/Bad_Name?group=ml-team"]
+)
+async def test_plugin_pages_refuse_bad_server_names(stack, page):
+    hub, namespace, kubeconfig = stack
+    async with browser_session(hub, "alice") as http:
+        response = await http.get(f"{hub.url}/hub/primehub/{page}")
+    assert response.status_code == 400 and "server:" in response.text
+    await _assert_nothing_happened(hub, namespace, kubeconfig)
+
+
 async def test_a_valid_launch_works_after_the_whole_catalogue(stack):
     hub, namespace, kubeconfig = stack
     status, body = hub.api("POST", "users/alice/server", {"user_options": {"group": "ml-team"}})
