@@ -20,14 +20,14 @@ from pathlib import Path
 import httpx
 import yaml
 
+from devstack.demo_hub import create, prepare_namespace
 from devstack.ground import DATA_DIR, TestGround
 from devstack.hub import HubProcess, oauth_login
 from devstack.identity.process import IdentityServerProcess
-from devstack.kubeapi import ApiError, Credentials, KubeAPI
-from devstack.manifests import apply_file, install_crds
+from devstack.kubeapi import Credentials, KubeAPI
+from devstack.manifests import install_crds
 
 CROWD = 1000  # generated users crowd0000…, all in group "crowd"
-CLAIMS = ("project-ml-team", "dataset-docs", "dataset-mnist", "dataset-scratch", "primehub-store")
 SERVER_CMD = [sys.executable, "-m", "http.server", "8888"]  # the same small server for every hub
 BENCH_TYPE = {
     "apiVersion": "primehub.io/v1alpha1",
@@ -130,14 +130,6 @@ def realm_file(directory: Path) -> Path:
     return path
 
 
-async def _create(api: KubeAPI, path: str, body: dict) -> None:
-    try:
-        await api.post(path, body)
-    except ApiError as error:
-        if error.status != 409:
-            raise
-
-
 @dataclass
 class Stack:
     """The shared parts; hubs are started per benchmark."""
@@ -171,18 +163,8 @@ class Stack:
         """A namespace with the CRDs' objects of the demo (plus crowd-1) and the demo's claims."""
         async with self.kube() as api:
             await install_crds(api)
-            await _create(api, "/api/v1/namespaces", {"metadata": {"name": name}})
-            for claim in CLAIMS:
-                body = {
-                    "metadata": {"name": claim},
-                    "spec": {
-                        "accessModes": ["ReadWriteMany"],
-                        "resources": {"requests": {"storage": "1Gi"}},
-                    },
-                }
-                await _create(api, f"/api/v1/namespaces/{name}/persistentvolumeclaims", body)
-            await apply_file(api, DATA_DIR / "resources.yaml", name)
-            await _create(
+            await prepare_namespace(api, name)
+            await create(
                 api, f"/apis/primehub.io/v1alpha1/namespaces/{name}/instancetypes", BENCH_TYPE
             )
         return name

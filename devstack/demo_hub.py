@@ -26,32 +26,33 @@ async def prepare_cluster(ground: TestGround) -> None:
     """CRDs, the demo namespace with its instance types, images, datasets and claims."""
     async with KubeAPI(Credentials.from_kubeconfig(ground.kubeconfig)) as api:
         await install_crds(api)
-        for path, body in (
-            ("/api/v1/namespaces", {"metadata": {"name": NAMESPACE}}),
-            *(
-                (
-                    f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims",
-                    {
-                        "metadata": {"name": name},
-                        "spec": {
-                            "accessModes": ["ReadWriteMany"],
-                            "resources": {"requests": {"storage": "1Gi"}},
-                        },
-                    },
-                )
-                for name in CLAIMS
-            ),
-        ):
-            try:
-                await api.post(path, body)
-            except ApiError as error:
-                if error.status != 409:
-                    raise
-        try:
-            await apply_file(api, DATA_DIR / "resources.yaml", NAMESPACE)
-        except ApiError as error:
-            if error.status != 409:
-                raise
+        await prepare_namespace(api, NAMESPACE)
+
+
+async def prepare_namespace(api: KubeAPI, namespace: str) -> None:
+    """``namespace`` with the demo's claims and catalog; what exists already is left as it is."""
+    claim_spec = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}
+    await create(api, "/api/v1/namespaces", {"metadata": {"name": namespace}})
+    for name in CLAIMS:
+        await create(
+            api,
+            f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+            {"metadata": {"name": name}, "spec": claim_spec},
+        )
+    try:
+        await apply_file(api, DATA_DIR / "resources.yaml", namespace)
+    except ApiError as error:
+        if error.status != 409:
+            raise
+
+
+async def create(api: KubeAPI, path: str, body: dict) -> None:
+    """POST ``body``; one that exists already (409) is fine."""
+    try:
+        await api.post(path, body)
+    except ApiError as error:
+        if error.status != 409:
+            raise
 
 
 def start_hub(
