@@ -216,8 +216,19 @@ class Cluster:
 
     def restart_apiserver(self) -> None:
         """Stop and start the API server alone (etcd keeps the state), on the same port."""
+        self.stop_apiserver()
+        self.start_apiserver()
+
+    def stop_apiserver(self, grace: float = 10.0) -> None:
+        """Stop the API server alone (``grace=0``: kill it, as a crash would)."""
         assert self._apiserver is not None
-        self._apiserver.stop()
+        self._apiserver.stop(grace=grace)
+
+    def start_apiserver(self) -> None:
+        """Start the API server again on its old port, against the same etcd.
+
+        Call it from a thread that lives as long as the API server should: the process is killed
+        when the thread that started it ends (``PR_SET_PDEATHSIG``), e.g. ``asyncio.to_thread``'s."""
         self._start_apiserver(self.pki)
 
     def stop(self) -> None:

@@ -32,6 +32,16 @@ class ApiError(Exception):
         super().__init__(f"{status}: {message}")
 
 
+UNREACHABLE = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+
+def api_unavailable(error: BaseException) -> bool:
+    """The API server unreachable, timing out or failing (5xx): worth retrying, like a kubelet."""
+    if isinstance(error, ApiError):
+        return error.status >= 500
+    return isinstance(error, UNREACHABLE)
+
+
 class WatchExpired(Exception):
     """The watch's resourceVersion is too old (410 Gone): list again."""
 

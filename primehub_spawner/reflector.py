@@ -39,6 +39,15 @@ class CustomResourceReflector(NamespacedResourceReflector):
             self.api.list_namespaced_custom_object, group=GROUP, version=VERSION, plural=self.kind
         )
         self.api = _BoundApi(method)
+        self.on_failure = self._watch_again
+
+    def _watch_again(self) -> None:
+        """KubeSpawner's reflector gives up after about 50 s of failures (for pods it then halts
+        the hub); a catalog must not stay stale for good, so its watch starts over."""
+        if self._stopping:
+            return
+        log.error("The %s watch gave up after repeated failures; starting it over", self.kind)
+        self.watch_task = asyncio.ensure_future(self._watch_and_update())
 
 
 class _BoundApi:

@@ -19,6 +19,7 @@ from .authenticator import PrimeHubAuthenticator, launch_context
 from .context import LaunchContext
 from .environment import env_bool, env_str
 from .options import OptionError, decide, parse_user_options
+from .outages import outage_is_503
 from .quota import GroupUsage, Ledger, Usage, exceeded, usage
 from .reflector import CatalogCache
 
@@ -123,8 +124,9 @@ class PrimeHubSpawner(KubeSpawner):
         context = await self._launch_context()
         if context is None:
             return None
-        catalog = (await CatalogCache.shared(self.namespace)).snapshot()
-        await self._start_watching_pods()
+        with outage_is_503("showing the server options"):
+            catalog = (await CatalogCache.shared(self.namespace)).snapshot()
+            await self._start_watching_pods()
         return context, catalog, functools.partial(self._usage_of, pods=self._namespace_pods())
 
     async def render_options_form(self) -> str:
@@ -163,13 +165,15 @@ class PrimeHubSpawner(KubeSpawner):
             raise SpawnException(_NO_CONTEXT, reason="auth", status_code=403)
         try:
             request = parse_user_options(user_options)
-            catalog = (await CatalogCache.shared(self.namespace)).snapshot()
+            with outage_is_503("checking the launch"):
+                catalog = (await CatalogCache.shared(self.namespace)).snapshot()
             choice = decide(request, context, catalog, last_group=self.launch_group)
         except OptionError as error:
             raise _refusal(error) from None
         pod = volumes.compose_volumes(choice, context, self._volume_settings(), request.safe_mode)
-        self._launch_warnings = list(pod.warnings) + await self._drop_missing_claims(pod)
-        await self._start_watching_pods()
+        with outage_is_503("checking the launch"):
+            self._launch_warnings = list(pod.warnings) + await self._drop_missing_claims(pod)
+            await self._start_watching_pods()
         try:
             self._admit(choice)  # check and reserve with no await in between
         except OptionError as error:
@@ -340,6 +344,19 @@ class PrimeHubSpawner(KubeSpawner):
             labels[compose.GROUP_LABEL],
             wanted,
         )
+
+    async def _start_reflector(
+        self, kind: str, *args: Any, replace: bool = False, **kwargs: Any
+    ) -> Any:
+        """KubeSpawner's shared reflector for ``kind``, replaced when its first listing failed.
+
+        KubeSpawner keeps a reflector whose first listing failed (the API server was down when the
+        hub first needed it) and re-raises that failure to every later spawn; this starts it over.
+        """
+        current = self.__class__.reflectors.get(self._get_reflector_key(kind))
+        loaded = current.first_load_future if current is not None else None
+        failed = loaded is not None and loaded.done() and (loaded.cancelled() or loaded.exception())
+        return await super()._start_reflector(kind, *args, replace=replace or failed, **kwargs)
 
     async def start(self) -> Any:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -212,3 +213,27 @@ async def test_no_list_calls_once_warm(kube, cache, namespace, test_ground):
         assert resolve(context, "ml-team", cache.snapshot()) is not None
     await asyncio.sleep(0.5)  # audit lines are written as requests complete
     assert _lists(test_ground, namespace) == warm
+
+
+async def test_a_watch_that_gave_up_starts_over(kube, cache, namespace):
+    await apply_file(kube, RESOURCES, namespace)
+    await eventually(lambda: _has(cache, "instance_types", "gpu-1"), timeout=2, what="loaded")
+    reflector = cache.reflectors["instancetypes"]
+    # KubeSpawner's watch loop returns after about 50 s of failures, then calls on_failure.
+    reflector.watch_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reflector.watch_task
+    reflector.on_failure()
+    body = {
+        "apiVersion": "primehub.io/v1alpha1",
+        "kind": "InstanceType",
+        "metadata": {"name": "after-giving-up"},
+        "spec": {"limits": {"cpu": 1, "memory": "1G"}},
+    }
+    await kube.post(f"{API}/{namespace}/instancetypes", body)
+    await eventually(
+        lambda: _has(cache, "instance_types", "after-giving-up"), timeout=10, what="the new watch"
+    )
+    await cache.stop()
+    reflector.on_failure()  # a stopped cache stays stopped
+    assert reflector.watch_task is None

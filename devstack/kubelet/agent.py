@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..kubeapi import ApiError, KubeAPI, informer
+from ..kubeapi import UNREACHABLE, ApiError, KubeAPI, api_unavailable, informer
 from .config import KubeletConfig, NodeSpec
 from .controllers import NamespaceFinalizer, VolumeBinder
 from .events import EventRecorder, now
@@ -197,7 +197,7 @@ class LocalKubelet:
 
     async def _finish_deletion(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        with contextlib.suppress(ApiError):
+        with contextlib.suppress(ApiError, *UNREACHABLE):
             await self.api.delete(
                 f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                 {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}},
@@ -233,8 +233,10 @@ class LocalKubelet:
             for pod in pending:
                 try:
                     await self._schedule_one(pod)
-                except ApiError as error:
-                    if error.status not in (404, 409):
+                except Exception as error:
+                    if not (isinstance(error, ApiError) or api_unavailable(error)):
+                        raise
+                    if getattr(error, "status", None) not in (404, 409):
                         log.warning("scheduling %s: %s", pod["metadata"]["name"], error)
 
     async def _schedule_one(self, pod: dict[str, Any]) -> None:
@@ -276,7 +278,7 @@ class LocalKubelet:
             return
         self._last_failure[uid] = (message, time.monotonic())
         meta = pod["metadata"]
-        with contextlib.suppress(ApiError):
+        with contextlib.suppress(ApiError, *UNREACHABLE):
             await self.api.patch(
                 f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
                 {

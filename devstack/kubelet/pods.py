@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ..kubeapi import ApiError, KubeAPI
+from ..kubeapi import ApiError, KubeAPI, api_unavailable
 from .config import KubeletConfig
 from .containers import ContainerProcess, StartError, launch
 from .environment import ContainerConfigError, command_line, container_env
@@ -81,6 +81,7 @@ class PodWorker:
         self.running: dict[str, ContainerProcess] = {}
         self.ready: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._status_retry: asyncio.Task[None] | None = None
         self._stopping = False
         self._cleaned = False
         for container in pod["spec"].get("initContainers") or ():
@@ -182,13 +183,34 @@ class PodWorker:
         return status
 
     async def publish(self) -> None:
+        """Write the pod's status; while the API server is unavailable, keep retrying in the
+        background (the newest status wins), as a kubelet's status manager does."""
         if self._stopping and self.phase not in ("Succeeded", "Failed"):
             return
+        if self._status_retry is not None and not self._status_retry.done():
+            return  # the retry writes the status as it is then
+        if not await self._write_status():
+            self._status_retry = asyncio.create_task(self._write_status_until_written())
+
+    async def _write_status(self) -> bool:
+        """True once written, or not worth retrying (the pod is gone, the status refused)."""
         try:
             await self.api.patch(f"{self.api_path}/status", {"status": self.status()})
-        except ApiError as error:
+        except Exception as error:
+            if not (isinstance(error, ApiError) or api_unavailable(error)):
+                raise
+            if api_unavailable(error):
+                return False
             if error.status != 404:
                 log.warning("status of %s/%s not written: %s", self.namespace, self.name, error)
+        return True
+
+    async def _write_status_until_written(self) -> None:
+        log.warning("status of %s/%s waits for the API server", self.namespace, self.name)
+        while True:
+            await asyncio.sleep(RETRY_SECONDS / 2)
+            if await self._write_status():
+                return
 
     async def event(
         self, kind: str, reason: str, message: str, container: str | None = None, init: bool = False
@@ -246,6 +268,13 @@ class PodWorker:
                 return await step()
             except (MountError, ContainerConfigError) as error:
                 await self.event("Warning", reason, str(error))
+                await asyncio.sleep(RETRY_SECONDS)
+            except Exception as error:
+                if not api_unavailable(error):
+                    raise
+                log.warning(
+                    "pod %s/%s waits for the API server: %s", self.namespace, self.name, error
+                )
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _volumes(self) -> dict[str, tuple[Path, bool]]:
@@ -367,10 +396,11 @@ class PodWorker:
         if self._stopping:
             return
         self._stopping = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._status_retry):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self._end_processes(grace)
         self.ips.release(self.pod_ip)
         self.cleanup()

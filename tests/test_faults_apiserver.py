@@ -1,0 +1,183 @@
+"""The Kubernetes API server stopped and restarted under a running hub.
+
+These tests stop an API server, so they run on a test ground of their own (the session's is shared
+by every other test). The hub is a real JupyterHub process with the plugin; the outages are real
+(the kube-apiserver process is killed, etcd keeps the state) and short enough for KubeSpawner's pod
+reflector, which halts the hub after about 50 s without the API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.demo_hub import CLAIMS, install_crds, prepare_namespace
+from devstack.ground import TestGround
+from devstack.hub import HubProcess
+from devstack.kubeapi import Credentials, KubeAPI
+from devstack.paths import cache_dir
+from devstack.testing import eventually
+from tests.hub_stack import browser_session, log_in, primehub_config, spawn_counts
+
+pytestmark = pytest.mark.slow
+
+OUTAGE = 5.0  # seconds without an API server, well inside KubeSpawner's reflector back-off
+CRD_API = "/apis/primehub.io/v1alpha1/namespaces"
+
+
+@pytest.fixture(scope="module")
+def private_ground() -> Iterator[TestGround]:
+    base = cache_dir() / "test-grounds"
+    base.mkdir(parents=True, exist_ok=True)
+    ground = TestGround(Path(tempfile.mkdtemp(prefix="faults-", dir=base))).start()
+    yield ground
+    leftovers = ground.stop()
+    shutil.rmtree(ground.state_dir, ignore_errors=True)
+    assert not leftovers, f"processes outlived the private test ground: {leftovers}"
+
+
+@pytest.fixture
+async def private_kube(private_ground: TestGround) -> AsyncIterator[KubeAPI]:
+    async with KubeAPI(Credentials.from_kubeconfig(private_ground.kubeconfig)) as api:
+        yield api
+
+
+@pytest.fixture
+async def hub(private_ground, private_kube, identity_server, tmp_path) -> AsyncIterator[HubProcess]:
+    namespace = f"faults-{secrets.token_hex(3)}"
+    await install_crds(private_kube)
+    await prepare_namespace(private_kube, namespace)
+    hub = HubProcess(tmp_path / "hub", environment={"KUBECONFIG": str(private_ground.kubeconfig)})
+    hub.namespace = namespace
+    hub.config = primehub_config(hub, identity_server, namespace)
+    hub.start()
+    try:
+        await log_in(hub, "alice")
+        yield hub
+    finally:
+        hub.stop()
+        if not private_ground.cluster.running():
+            private_ground.cluster.start_apiserver()
+
+
+@contextlib.asynccontextmanager
+async def api_server_down(ground: TestGround, seconds: float = OUTAGE) -> AsyncIterator[None]:
+    """Kill the API server (as a crash would), run the body, start it again ``seconds`` later."""
+    ground.cluster.stop_apiserver(grace=0)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
+        ground.cluster.start_apiserver()  # not in a thread: it would die with it
+
+
+async def names(kube: KubeAPI, namespace: str, kind: str) -> list[str]:
+    items = (await kube.get(f"/api/v1/namespaces/{namespace}/{kind}"))["items"]
+    return sorted(item["metadata"]["name"] for item in items)
+
+
+async def server_ready(hub: HubProcess, server: str = "") -> bool:
+    status, model = await asyncio.to_thread(hub.api, "GET", "users/alice")
+    return status == 200 and (model["servers"].get(server) or {}).get("ready", False)
+
+
+async def assert_one_clean_server(hub: HubProcess, kube: KubeAPI) -> None:
+    """alice's server answers through the proxy; one pod, and no claim beyond the expected ones."""
+    await eventually(lambda: server_ready(hub), timeout=60, interval=0.5, what="alice's server")
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"{hub.url}/user/alice/")
+    assert answer.headers["server"].startswith("SimpleHTTP"), answer  # the pod's http.server
+    assert await names(kube, hub.namespace, "pods") == ["jupyter-alice"]
+    assert await names(kube, hub.namespace, "persistentvolumeclaims") == sorted(
+        [*CLAIMS, "claim-alice"]
+    )
+
+
+def counted(hub: HubProcess) -> dict[str, float]:
+    return {outcome: count for outcome, count in spawn_counts(hub).items() if count}
+
+
+async def test_a_launch_while_the_api_server_is_down_is_a_clear_503(
+    hub, private_ground, private_kube
+):
+    async with api_server_down(private_ground), browser_session(hub, "alice") as http:
+        page = await http.get(f"{hub.url}/hub/spawn")
+        status, body = await asyncio.to_thread(
+            hub.api, "POST", "users/alice/server", {"user_options": {}}
+        )
+    assert page.status_code == 503 and "The Kubernetes API is unavailable" in page.text
+    assert status == 503, body
+    assert body["message"].startswith("The Kubernetes API is unavailable, so checking the launch")
+    assert counted(hub) == {"failure/kubernetes_unavailable": 1}
+    # Once the API server is back, the same hub launches (its pod watch is started over).
+    status, body = await asyncio.to_thread(
+        hub.api, "POST", "users/alice/server", {"user_options": {}}
+    )
+    assert status in (201, 202), body
+    await assert_one_clean_server(hub, private_kube)
+
+
+async def test_an_outage_in_the_middle_of_a_spawn_is_ridden_out(hub, private_ground, private_kube):
+    spawn = asyncio.ensure_future(
+        asyncio.to_thread(hub.api, "POST", "users/alice/server", {"user_options": {}})
+    )
+    await eventually(
+        lambda: names(private_kube, hub.namespace, "pods"), interval=0.02, what="the pod"
+    )
+    async with api_server_down(private_ground):  # the pod exists; the hub waits for it to run
+        pass
+    status, body = await spawn
+    assert status in (201, 202), body
+    await assert_one_clean_server(hub, private_kube)
+    assert counted(hub) == {"success/": 1}
+    assert "Error when watching resources, retrying" in hub.log()  # the outage reached the hub
+
+
+async def test_the_hubs_watches_resume_after_the_api_server_restarts(
+    hub, private_ground, private_kube
+):
+    status, body = await asyncio.to_thread(
+        hub.api, "POST", "users/alice/server", {"user_options": {}}
+    )
+    assert status in (201, 202), body
+    await eventually(lambda: server_ready(hub), timeout=60, interval=0.5, what="alice's server")
+    async with api_server_down(private_ground):
+        pass
+    # The catalog's watch sees a change made after the restart ...
+    await private_kube.patch(
+        f"{CRD_API}/{hub.namespace}/instancetypes/cpu-1",
+        {"spec": {"displayName": "CPU 1, renamed after the restart"}},
+    )
+
+    async def form_shows_the_new_name() -> bool:
+        async with browser_session(hub, "alice") as http:
+            page = await http.get(f"{hub.url}/hub/spawn/alice/second")
+        return "CPU 1, renamed after the restart" in page.text
+
+    await eventually(form_shows_the_new_name, timeout=30, interval=1, what="the renamed type")
+    # ... and the pod watch sees the pod go: stopping completes, and a new launch works.
+    status, _ = await asyncio.to_thread(hub.api, "DELETE", "users/alice/server")
+    assert status in (202, 204)
+    await eventually(lambda: _stopped(hub), timeout=30, interval=0.5, what="the server to stop")
+    assert await names(private_kube, hub.namespace, "pods") == []
+    status, body = await asyncio.to_thread(
+        hub.api, "POST", "users/alice/server", {"user_options": {}}
+    )
+    assert status in (201, 202), body
+    await assert_one_clean_server(hub, private_kube)
+    assert "gave up" not in hub.log()
+
+
+async def _stopped(hub: HubProcess) -> bool:
+    status, model = await asyncio.to_thread(hub.api, "GET", "users/alice")
+    return status == 200 and "" not in model["servers"]
