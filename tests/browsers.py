@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -53,6 +54,7 @@ async def logged_in_page(browser, hub_url: str, username: str, screenshot: Path 
 async def choose_group(page, group: str) -> None:
     """Pick a group in the Server Options form and wait until its part is there (fetched on demand)."""
     await page.select_option("#primehub-group", group)
+    quoted = json.dumps(group)  # a valid CSS string whatever the name holds
     await page.wait_for_selector(
-        f'fieldset.primehub-group[data-group="{group}"]:not([data-lazy]):not([hidden])'
+        f"fieldset.primehub-group[data-group={quoted}]:not([data-lazy]):not([hidden])"
     )
