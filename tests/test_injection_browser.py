@@ -122,7 +122,9 @@ async def test_markup_from_keycloak_and_the_catalog_is_inert(
     await page.locator("#spawn_form [type=submit]").click()
 
     async def progress_shows_the_warnings() -> str:
-        text = await page.evaluate("document.body ? document.body.textContent : ''")  # the collapsed event log too
+        text = await page.evaluate(
+            "document.body ? document.body.textContent : ''"
+        )  # the collapsed event log too
         return text if "is not mounted" in text else ""
 
     pending_text = await eventually(progress_shows_the_warnings, timeout=30, interval=0.2)
