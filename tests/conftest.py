@@ -1,4 +1,4 @@
-pytest_plugins = ["devstack.testing"]
+pytest_plugins = ["devstack.testing", "tests.reliability"]
 
 # Fixtures for every test module.
 from tests.browsers import browser  # noqa: E402, F401

@@ -144,6 +144,7 @@ async def test_admin_calls_per_login(stack):
     assert server.stats()["admin"] == 3
 
 
+@pytest.mark.reliability("faults")
 async def test_identity_service_refusing_fails_the_login_clearly(identity_server_factory, tmp_path):
     realm = yaml.safe_load(DEMO_REALM.read_text())
     realm["clients"][0]["serviceAccountClientRoles"] = {}
@@ -162,6 +163,7 @@ async def test_identity_service_refusing_fails_the_login_clearly(identity_server
         hub.stop()
 
 
+@pytest.mark.reliability("faults", cases=2)
 async def test_outage_during_refresh_is_ridden_out_within_the_grace_period(
     identity_server, tmp_path
 ):
@@ -197,6 +199,7 @@ async def test_logout_ends_the_keycloak_session(stack):
             await login(http, f"{hub.url}/hub/oauth_login", "alice", "wrong")
 
 
+@pytest.mark.reliability("faults")
 async def test_keycloak_down_at_the_callback_is_a_503_and_no_user(identity_server, tmp_path):
     hub = hub_for(identity_server, tmp_path / "hub")
     try:
@@ -219,6 +222,7 @@ async def test_keycloak_down_at_the_callback_is_a_503_and_no_user(identity_serve
         hub.stop()
 
 
+@pytest.mark.reliability("faults")
 async def test_a_launch_while_keycloak_is_down_uses_the_recent_context(identity_server, tmp_path):
     hub = hub_for(identity_server, tmp_path / "hub")  # identity_service_grace: 600 s
     try:
@@ -231,6 +235,7 @@ async def test_a_launch_while_keycloak_is_down_uses_the_recent_context(identity_
         hub.stop()
 
 
+@pytest.mark.reliability("faults")
 async def test_a_slow_keycloak_does_not_stall_other_users(identity_server, tmp_path):
     hub = hub_for(identity_server, tmp_path / "hub")
     try:

@@ -194,6 +194,7 @@ async def _assert_nothing_happened(hub: HubProcess, namespace: str, kubeconfig) 
 
 
 @pytest.mark.parametrize(("options", "message"), list(REST_CASES.values()), ids=list(REST_CASES))
+@pytest.mark.reliability("bad input")
 async def test_rest(stack, options, message):
     hub, namespace, kubeconfig = stack
     refused = spawn_counts(hub).get("failure/invalid_options", 0)
@@ -207,6 +208,7 @@ async def test_rest(stack, options, message):
 
 
 @pytest.mark.parametrize(("fields", "message"), list(FORM_CASES.values()), ids=list(FORM_CASES))
+@pytest.mark.reliability("bad input")
 async def test_form(stack, fields, message):
     hub, namespace, kubeconfig = stack
     async with browser_session(hub, "alice") as http:
@@ -218,6 +220,7 @@ async def test_form(stack, fields, message):
 
 
 @pytest.mark.parametrize("name", ["Bad_Name", "with space", "x" * 300, "dot.dot", "ü"])
+@pytest.mark.reliability("bad input")
 async def test_server_names_outside_jupyterhubs_rules(stack, name):
     hub, namespace, kubeconfig = stack
     status, _ = hub.api("POST", f"users/alice/servers/{quote(name)}", {"user_options": {}})
@@ -228,6 +231,7 @@ async def test_server_names_outside_jupyterhubs_rules(stack, name):
 @pytest.mark.parametrize(
     "page", ["launch?server=Bad_Name&group=ml-team", "options/alice/Bad_Name?group=ml-team"]
 )
+@pytest.mark.reliability("bad input")
 async def test_plugin_pages_refuse_bad_server_names(stack, page):
     hub, namespace, kubeconfig = stack
     async with browser_session(hub, "alice") as http:
@@ -250,6 +254,7 @@ async def test_a_valid_launch_works_after_the_whole_catalogue(stack):
     assert hub.api("DELETE", "users/alice/server")[0] in (202, 204)
 
 
+@pytest.mark.reliability("bad input")
 async def test_a_group_left_since_login_is_refused_at_the_next_launch(hub_factory, kube, namespace):
     hub = hub_factory()
     await log_in(hub, "bob")  # bob's only group is ml-team

@@ -215,6 +215,7 @@ async def test_no_list_calls_once_warm(kube, cache, namespace, test_ground):
     assert _lists(test_ground, namespace) == warm
 
 
+@pytest.mark.reliability("faults")
 async def test_a_watch_that_gave_up_starts_over(kube, cache, namespace):
     await apply_file(kube, RESOURCES, namespace)
     await eventually(lambda: _has(cache, "instance_types", "gpu-1"), timeout=2, what="loaded")

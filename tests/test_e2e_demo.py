@@ -70,6 +70,7 @@ async def launch_and_reach_lab(page, user: str = "alice", pending_shot: str | No
     await page.wait_for_selector(".jp-Launcher", timeout=120_000)
 
 
+@pytest.mark.reliability("isolation")
 async def test_alice_launches_in_ml_team_and_her_home_survives_a_restart(browser, demo_stack):
     hub = demo_stack.hub_url
     page = await logged_in_page(browser, hub, "alice", screenshot=shot("01-login"))
@@ -125,6 +126,7 @@ async def test_alice_launches_in_ml_team_and_her_home_survives_a_restart(browser
         assert again.status_code == 200 and again.json()["content"] == "written before the stop"
 
 
+@pytest.mark.reliability("injection")
 async def test_carol_sees_vision_with_its_name_as_text_and_launches(browser, demo_stack):
     hub = demo_stack.hub_url
     page = await logged_in_page(browser, hub, "carol")

@@ -107,6 +107,7 @@ def counted(hub: HubProcess) -> dict[str, float]:
     return {outcome: count for outcome, count in spawn_counts(hub).items() if count}
 
 
+@pytest.mark.reliability("faults")
 async def test_a_launch_while_the_api_server_is_down_is_a_clear_503(
     hub, private_ground, private_kube
 ):
@@ -127,6 +128,7 @@ async def test_a_launch_while_the_api_server_is_down_is_a_clear_503(
     await assert_one_clean_server(hub, private_kube)
 
 
+@pytest.mark.reliability("faults")
 async def test_an_outage_in_the_middle_of_a_spawn_is_ridden_out(hub, private_ground, private_kube):
     spawn = asyncio.ensure_future(
         asyncio.to_thread(hub.api, "POST", "users/alice/server", {"user_options": {}})
@@ -143,6 +145,7 @@ async def test_an_outage_in_the_middle_of_a_spawn_is_ridden_out(hub, private_gro
     assert "Error when watching resources, retrying" in hub.log()  # the outage reached the hub
 
 
+@pytest.mark.reliability("faults")
 async def test_the_hubs_watches_resume_after_the_api_server_restarts(
     hub, private_ground, private_kube
 ):

@@ -59,6 +59,7 @@ CV = GroupContext("g2", "cv", "Vision & Co", grants=Grants.from_roles(["img:sci"
 IDLE = GroupUsage(Usage(), Usage())
 
 
+@pytest.mark.reliability("injection")
 def test_groups_names_are_text_not_markup():
     html = render(ctx(ML, CV), CATALOG, lambda g: IDLE)
     assert "<script>alert(1)</script>" not in html

@@ -97,6 +97,7 @@ async def create_catalog(kube, namespace: str) -> None:
         await kube.post(f"{CRD_API}/{namespace}/{plural}", body)
 
 
+@pytest.mark.reliability("injection", cases=len(PAYLOADS) + 1)
 async def test_markup_from_keycloak_and_the_catalog_is_inert(
     browser, hub_factory, realm, kube, namespace
 ):

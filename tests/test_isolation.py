@@ -69,11 +69,13 @@ def _context(username: str) -> LaunchContext:
 GROUP_NAMES = ["phusers", "ml-team", "vision", "everyone", "ML-Team", "ml_team", None]
 TYPES = [*CATALOG.instance_types, "nope", None]
 IMAGES = [*CATALOG.images, None]
+COMBINATIONS = len(GROUP_NAMES) * len(TYPES) * len(IMAGES) * 2  # safe mode off and on
 
 
 @pytest.mark.parametrize(
     ("username", "foreign"), [("alice", "vision"), ("carol", "ml-team"), ("dave", "ml-team")]
 )
+@pytest.mark.reliability("isolation", cases=COMBINATIONS)
 def test_no_option_combination_reaches_another_groups_data(username, foreign):
     context = _context(username)
     launched = refused = 0
@@ -99,6 +101,7 @@ def test_no_option_combination_reaches_another_groups_data(username, foreign):
     assert launched > 0 or not context.groups
 
 
+@pytest.mark.reliability("isolation")
 def test_read_only_unless_granted_read_write():
     context = _context("alice")
     choice = decide(parse_user_options({"group": "ml-team"}), context, CATALOG)

@@ -61,6 +61,7 @@ async def stop(hub, kube, namespace, user: str, server: str = "") -> None:
     await eventually(gone, timeout=30)
 
 
+@pytest.mark.reliability("isolation")
 async def test_read_only_datasets_shared_group_volume_and_home(
     hub_factory, kube, namespace, test_ground
 ):
@@ -120,6 +121,7 @@ async def _exists(path: Path) -> bool:
     return path.exists()
 
 
+@pytest.mark.reliability("isolation")
 async def test_phfs_folders_are_per_group(hub_factory, kube, namespace, test_ground):
     await make_claim(kube, namespace, "primehub-store")
     hub = hub_factory(cmd=PROBING)

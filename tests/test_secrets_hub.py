@@ -11,6 +11,7 @@ from tests.hub_stack import DEMO_CLIENT_SECRET, browser_session, log_in, primehu
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
+@pytest.mark.reliability("secrets")
 async def test_tokens_and_the_client_secret_appear_in_no_log_or_page(hub_factory, tmp_path):
     hub = hub_factory()
     await log_in(hub, "alice")
@@ -36,6 +37,7 @@ async def test_tokens_and_the_client_secret_appear_in_no_log_or_page(hub_factory
     assert b"ml-team" in database  # (the groups are in the clear, as JupyterHub keeps them)
 
 
+@pytest.mark.reliability("secrets")
 async def test_the_hub_refuses_to_start_without_a_crypt_key(identity_server, tmp_path, test_ground):
     hub = HubProcess(
         tmp_path / "hub",

@@ -76,6 +76,7 @@ async def test_rest_spawn_with_defaults_and_with_choices(hub_factory, kube, name
     }
 
 
+@pytest.mark.reliability("bad input")
 async def test_quota_reached_is_a_400_naming_the_quota(hub_factory, kube, namespace, tmp_path):
     hub = hub_factory(realm_with(tmp_path, ml_team={"quota-cpu": "1"}))
     await log_in(hub, "alice")
@@ -148,6 +149,7 @@ async def test_named_servers_in_different_groups(hub_factory, kube, namespace):
     ) == [("ml", "ml-team"), ("ph", "phusers")]
 
 
+@pytest.mark.reliability("injection")
 async def test_form_per_group_with_names_rendered_inert(hub_factory, tmp_path):
     hub = hub_factory(
         realm_with(tmp_path, vision={"displayName": "<script>alert('x')</script> & Co"})
@@ -311,6 +313,7 @@ async def test_env_rows_are_saved_as_presets_and_launch_links_preselect(
     assert 'name="env_name" value="DATA_DIR"' in page
 
 
+@pytest.mark.reliability("faults")
 async def test_unschedulable_spawn_shows_why_and_can_be_cancelled(
     hub_factory, kube, namespace, tmp_path
 ):
@@ -354,6 +357,7 @@ async def test_unschedulable_spawn_shows_why_and_can_be_cancelled(
 
 # The other form refusals are in the bad-input catalogue (test_bad_input_hub.py); this one needs a
 # realm whose quota a single launch exceeds.
+@pytest.mark.reliability("bad input")
 async def test_a_form_launch_over_quota_is_a_400_without_a_pod(
     hub_factory, kube, namespace, tmp_path
 ):
