@@ -32,7 +32,7 @@ class ApiError(Exception):
         super().__init__(f"{status}: {message}")
 
 
-UNREACHABLE = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 def api_unavailable(error: BaseException) -> bool:

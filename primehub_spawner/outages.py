@@ -6,7 +6,6 @@ blames the user for an outage; the spawner raises :class:`KubernetesUnavailable`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 
@@ -32,7 +31,7 @@ def is_outage(error: BaseException) -> bool:
     """Whether ``error`` is the API server being unreachable, timing out or failing (5xx)."""
     if isinstance(error, ApiException):
         return error.status is None or error.status == 0 or error.status >= 500
-    return isinstance(error, aiohttp.ClientError | asyncio.TimeoutError | OSError)
+    return isinstance(error, aiohttp.ClientError | TimeoutError | OSError)
 
 
 @contextlib.contextmanager
