@@ -93,7 +93,7 @@ class TestGround:
             for n in nodes
             if any(
                 c["type"] == "Ready" and c["status"] == "True"
-                for c in n["status"].get("conditions", [])
+                for c in (n.get("status") or {}).get("conditions") or []
             )
         }
         return expected <= ready

@@ -35,9 +35,8 @@ async def install_crds(api: KubeAPI, directory: Path = CRD_DIR, timeout: float =
     deadline = loop.time() + timeout
     for name in names:
         while True:
-            conditions = (
-                (await api.get(f"{CRD_PATH}/{name}")).get("status", {}).get("conditions", [])
-            )
+            status = (await api.get(f"{CRD_PATH}/{name}")).get("status") or {}
+            conditions = status.get("conditions") or []  # null right after a replace
             if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                 break
             if loop.time() > deadline:
