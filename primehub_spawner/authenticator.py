@@ -144,7 +144,8 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     identity_service_grace = Float(
         config=True,
         help="""When Keycloak cannot be reached during a refresh, keep using the launch context
-        loaded at most this many seconds ago; beyond that, require a new login. From
+        loaded at most this many seconds ago; beyond that, require a new login, and refuse launches
+        for that user (503) until a refresh or login succeeds, including an admin's. From
         ``$PRIMEHUB_IDENTITY_SERVICE_GRACE``; default 600.""",
     )
 
@@ -252,6 +253,16 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     _directory: KeycloakDirectory | None = None
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._expired_contexts: set[str] = set()
+
+    def launch_context_expired(self, username: str) -> bool:
+        """Whether the last refresh of ``username`` failed past the grace period: the stored launch
+        context may hold groups and roles Keycloak has taken away since, so no launch may use it
+        (JupyterHub lets an admin's launch for someone else go ahead without a refresh)."""
+        return username in self._expired_contexts
+
     @property
     def directory(self) -> KeycloakDirectory:
         if self._directory is None:
@@ -283,6 +294,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             )
             raise IdentityServiceUnavailable() from error
         auth_state[AUTH_STATE_KEY] = context.to_dict()
+        self._expired_contexts.discard(auth_model["name"])
         if auth_model["admin"] is None:  # None unless listed in admin_users
             auth_model["admin"] = context.user.admin
         return auth_model
@@ -327,6 +339,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
                 return True
         try:
             refreshed = await super().refresh_user(user, handler, **kwargs)
+            self._expired_contexts.discard(user.name)
             if isinstance(refreshed, dict) and _unchanged(stored, refreshed, user.admin):
                 return True
             return refreshed
@@ -350,6 +363,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
                 error,
                 self.identity_service_grace,
             )
+            self._expired_contexts.add(user.name)
             return False
 
 

@@ -113,9 +113,19 @@ class PrimeHubSpawner(KubeSpawner):
         return form.options_from_form
 
     async def _launch_context(self) -> LaunchContext | None:
-        """From the user's login; for a user who never logged in, straight from Keycloak."""
+        """From the user's login; for a user who never logged in, straight from Keycloak. None of
+        it when Keycloak has been unreachable for longer than the grace period."""
+        primehub = isinstance(self.authenticator, PrimeHubAuthenticator)
+        if primehub and self.authenticator.launch_context_expired(self.user.name):
+            raise SpawnException(
+                f"The identity service has been unavailable for too long to launch for "
+                f"{self.user.name}: their groups and roles may have changed. Please try again "
+                "later.",
+                reason="identity_unavailable",
+                status_code=503,
+            )
         context = launch_context(await self.user.get_auth_state())
-        if context is None and isinstance(self.authenticator, PrimeHubAuthenticator):
+        if context is None and primehub:
             context = await self.authenticator.launch_context_of(self.user.name)
         return context
 

@@ -8,6 +8,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,13 +55,24 @@ async def hub_factory(test_ground, kube, namespace, identity_server_factory, tmp
     await apply_file(kube, RESOURCES, namespace)
     hubs = []
 
-    def start(realm_file: Path = DEMO_REALM, cmd: list[str] | None = None) -> HubProcess:
+    def start(
+        realm_file: Path = DEMO_REALM, cmd: list[str] | None = None, **authenticator: Any
+    ) -> HubProcess:
+        """A hub on ``namespace``; ``authenticator``: PrimeHubAuthenticator settings."""
         server = identity_server_factory(realm_file)
         hub = HubProcess(
             tmp_path / f"hub{len(hubs)}", environment={"KUBECONFIG": str(test_ground.kubeconfig)}
         )
         hub.identity = server
-        hub.config = primehub_config(hub, server, namespace, cmd)
+        hub.config = "\n".join(
+            [
+                primehub_config(hub, server, namespace, cmd),
+                *(
+                    f"c.PrimeHubAuthenticator.{key} = {value!r}"
+                    for key, value in authenticator.items()
+                ),
+            ]
+        )
         hubs.append(hub)
         return hub.start()
 

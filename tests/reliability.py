@@ -46,8 +46,8 @@ class ReliabilityFigures:
     def __init__(self, figures: Figures) -> None:
         self.figures = figures
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:  # what runs, after -k and -m deselection
             found = reliability_of(item)
             if found is not None:
                 kind, cases = found

@@ -446,3 +446,19 @@ async def test_pod_volumes_missing_claims_and_literal_values(hub_factory, kube, 
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
     hook = container["lifecycle"]["postStart"]["exec"]["command"]
     assert "ln -s /project/ml-team /home/jovyan/ml-team" in hook[2]
+
+
+@pytest.mark.reliability("faults")
+async def test_no_launch_on_a_context_older_than_the_grace_period(hub_factory, kube, namespace):
+    hub = hub_factory(identity_service_grace=1.0)
+    await log_in(hub, "alice")
+    hub.identity.stop()
+    await asyncio.sleep(1.2)
+    status, body = hub.api("POST", "users/alice/server", {"user_options": {}})
+    # JupyterHub lets an admin's launch for alice go ahead although her refresh failed; the
+    # groups and roles stored at her login may have been revoked since, so the spawner refuses.
+    assert status == 503, body
+    assert body["message"].startswith("The identity service has been unavailable for too long")
+    assert "a new login is required" in hub.log()
+    assert hub.api("GET", "users/alice")[1]["servers"] == {}
+    assert await pods(kube, namespace) == []
