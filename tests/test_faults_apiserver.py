@@ -20,15 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.demo_hub import CLAIMS, install_crds, prepare_namespace
+from devstack.demo_hub import CLAIMS, prepare_namespace
 from devstack.ground import TestGround
 from devstack.hub import HubProcess
 from devstack.kubeapi import Credentials, KubeAPI
+from devstack.manifests import install_crds
 from devstack.paths import cache_dir
 from devstack.testing import eventually
 from tests.hub_stack import browser_session, log_in, primehub_config, spawn_counts
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 OUTAGE = 5.0  # seconds without an API server, well inside KubeSpawner's reflector back-off
 CRD_API = "/apis/primehub.io/v1alpha1/namespaces"
