@@ -79,7 +79,18 @@ class ContainerProcess:
                 self.kill_all()
         code = await self.wait()
         self.kill_all()
+        await self._until_the_sandbox_is_gone()
         return code
+
+    async def _until_the_sandbox_is_gone(self, timeout: float = 2.0) -> None:
+        """The sandbox's processes die asynchronously after SIGKILL (the pid namespace is torn
+        down after bwrap exits); a kubelet reports a container stopped once they are gone."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if not _live_members(self.process.pid):
+                return
+            await asyncio.sleep(0.02)
 
     async def exec(self, command: Sequence[str], timeout: float) -> tuple[int, str]:
         """Run ``command`` inside the container (its mounts, pid namespace, user and env)."""
@@ -171,3 +182,15 @@ async def launch(
             break
         await asyncio.sleep(0.005)
     return container
+
+
+def _live_members(group: int) -> bool:
+    """Whether a process of process group ``group`` is still alive (zombies do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in "ZX" and int(fields[2]) == group:
+            return True
+    return False
