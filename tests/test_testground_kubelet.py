@@ -234,7 +234,12 @@ async def test_deletion_sends_sigterm_then_sigkill_after_the_grace_period(kube, 
     assert processes_mentioning(f"sleep {marker}")
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await kube.delete(f"/api/v1/namespaces/{namespace}/pods/stubborn")
+    path = f"/api/v1/namespaces/{namespace}/pods/stubborn"
+    await kube.delete(path)
+    await asyncio.sleep(0.3)
+    # Any change during termination (or the kubelet's periodic relist) delivers the terminating
+    # pod again; that must not cut the grace period short.
+    await kube.patch(path, {"metadata": {"annotations": {"touched": "during-termination"}}})
     await eventually(lambda: _gone(kube, namespace, "stubborn"), timeout=15, what="pod deleted")
     elapsed = loop.time() - started
     assert 1.5 <= elapsed < 8, elapsed  # waited for the grace period, then killed

@@ -35,6 +35,7 @@ class ContainerProcess:
     env: dict[str, str]
     log_path: Path
     command_pid: int | None = None
+    pid_namespace: str | None = None
     started_at: str = field(default_factory=now)
     finished_at: str | None = None
     exit_code: int | None = None
@@ -65,9 +66,16 @@ class ContainerProcess:
                 os.kill(pid, sig)
 
     def kill_all(self) -> None:
-        """SIGKILL the sandbox and everything in it (bwrap's process group)."""
+        """SIGKILL the sandbox (bwrap's process group) and everything in its pid namespace.
+
+        The container's processes run in their own session, out of bwrap's group; killing the
+        namespace's PID 1 (the reaper) makes the kernel kill them all.
+        """
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        if self.pid_namespace is not None and _pid_namespace(self.child_pid) == self.pid_namespace:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.child_pid, signal.SIGKILL)
 
     async def stop(self, grace: float) -> int:
         """SIGTERM the main process; SIGKILL everything once ``grace`` seconds have passed."""
@@ -88,7 +96,7 @@ class ContainerProcess:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            if not _live_members(self.process.pid):
+            if not _live_members(self.process.pid, self.pid_namespace):
                 return
             await asyncio.sleep(0.02)
 
@@ -174,6 +182,7 @@ async def launch(
         run_as=run_as,
         env=dict(env),
         log_path=log_path,
+        pid_namespace=_pid_namespace(info["child-pid"]),
     )
     # The reaper forks the command right after reporting; hooks must enter the command's view.
     for _ in range(400):
@@ -184,13 +193,24 @@ async def launch(
     return container
 
 
-def _live_members(group: int) -> bool:
-    """Whether a process of process group ``group`` is still alive (zombies do not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def _pid_namespace(pid: int) -> str | None:
+    with contextlib.suppress(OSError):
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    return None
+
+
+def _live_members(group: int, pid_namespace: str | None) -> bool:
+    """Whether a process of process group ``group`` or of ``pid_namespace`` is still alive
+    (zombies do not count)."""
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if fields[0] not in "ZX" and int(fields[2]) == group:
+        if fields[0] in "ZX":
+            continue
+        if int(fields[2]) == group:
+            return True
+        if pid_namespace is not None and _pid_namespace(int(proc.name)) == pid_namespace:
             return True
     return False

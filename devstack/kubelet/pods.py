@@ -83,6 +83,7 @@ class PodWorker:
         self._task: asyncio.Task[None] | None = None
         self._status_retry: asyncio.Task[None] | None = None
         self._stopping = False
+        self._termination: asyncio.Future[None] | None = None
         self._cleaned = False
         for container in pod["spec"].get("initContainers") or ():
             self.statuses[container["name"]] = self._waiting(container, "PodInitializing")
@@ -393,8 +394,11 @@ class PodWorker:
 
     async def terminate(self, grace: float) -> None:
         """Stop the pod as kubelet does on deletion: preStop hooks, SIGTERM, SIGKILL after ``grace``."""
-        if self._stopping:
-            return
+        if self._termination is None:
+            self._termination = asyncio.ensure_future(self._terminate(grace))
+        await asyncio.shield(self._termination)
+
+    async def _terminate(self, grace: float) -> None:
         self._stopping = True
         for task in (self._task, self._status_retry):
             if task is not None and not task.done():
