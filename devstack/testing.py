@@ -27,31 +27,48 @@ from .paths import cache_dir
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="session")
-def test_ground() -> Iterator[TestGround]:
+@contextlib.contextmanager
+def started_ground(prefix: str = "run-") -> Iterator[TestGround]:
+    """A test ground of its own, stopped and removed afterwards (kept when PRIMEHUB_KEEP_GROUND=1,
+    logs under <state>/logs); fails when any of its processes outlives it."""
     # Outside /tmp on purpose: containers get a private /tmp, so state there would be hidden from
-    # them for free and the test ground's own isolation would go untested. Kept when
-    # PRIMEHUB_KEEP_GROUND=1 (logs under <state>/logs).
+    # them for free and the test ground's own isolation would go untested.
     base = cache_dir() / "test-grounds"
     base.mkdir(parents=True, exist_ok=True)
-    state_dir = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     ground = TestGround(state_dir).start()
-    os.environ["KUBECONFIG"] = str(ground.kubeconfig)
-    # kubernetes_asyncio reads $KUBECONFIG when it is imported, which may have happened already.
-    from kubernetes_asyncio.config import kube_config
-
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(ground.kubeconfig)
-    yield ground
-    leftovers = ground.stop()
-    if not os.environ.get("PRIMEHUB_KEEP_GROUND"):
-        shutil.rmtree(state_dir, ignore_errors=True)
+    try:
+        yield ground
+    finally:
+        leftovers = ground.stop()
+        if not os.environ.get("PRIMEHUB_KEEP_GROUND"):
+            shutil.rmtree(state_dir, ignore_errors=True)
     assert not leftovers, f"processes outlived the test ground: {leftovers}"
+
+
+@contextlib.asynccontextmanager
+async def cluster_admin(ground: TestGround) -> AsyncIterator[KubeAPI]:
+    """``ground``'s API server as cluster admin (raw JSON)."""
+    async with KubeAPI(Credentials.from_kubeconfig(ground.kubeconfig)) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def test_ground() -> Iterator[TestGround]:
+    """The session's test ground, shared by every test; $KUBECONFIG points at it."""
+    with started_ground() as ground:
+        os.environ["KUBECONFIG"] = str(ground.kubeconfig)
+        # kubernetes_asyncio reads $KUBECONFIG when it is imported, which may have happened already.
+        from kubernetes_asyncio.config import kube_config
+
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(ground.kubeconfig)
+        yield ground
 
 
 @pytest.fixture
 async def kube(test_ground: TestGround) -> AsyncIterator[KubeAPI]:
     """The test ground's API server as cluster admin (raw JSON)."""
-    async with KubeAPI(Credentials.from_kubeconfig(test_ground.kubeconfig)) as api:
+    async with cluster_admin(test_ground) as api:
         yield api
 
 

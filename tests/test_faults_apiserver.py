@@ -11,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,10 +20,9 @@ import pytest
 from devstack.demo_hub import CLAIMS, prepare_namespace
 from devstack.ground import TestGround
 from devstack.hub import HubProcess
-from devstack.kubeapi import Credentials, KubeAPI
+from devstack.kubeapi import KubeAPI
 from devstack.manifests import install_crds
-from devstack.paths import cache_dir
-from devstack.testing import eventually
+from devstack.testing import cluster_admin, eventually, started_ground
 from tests.hub_stack import browser_session, log_in, primehub_config, spawn_counts
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -37,18 +33,13 @@ CRD_API = "/apis/primehub.io/v1alpha1/namespaces"
 
 @pytest.fixture(scope="module")
 def private_ground() -> Iterator[TestGround]:
-    base = cache_dir() / "test-grounds"
-    base.mkdir(parents=True, exist_ok=True)
-    ground = TestGround(Path(tempfile.mkdtemp(prefix="faults-", dir=base))).start()
-    yield ground
-    leftovers = ground.stop()
-    shutil.rmtree(ground.state_dir, ignore_errors=True)
-    assert not leftovers, f"processes outlived the private test ground: {leftovers}"
+    with started_ground("faults-") as ground:
+        yield ground
 
 
 @pytest.fixture
 async def private_kube(private_ground: TestGround) -> AsyncIterator[KubeAPI]:
-    async with KubeAPI(Credentials.from_kubeconfig(private_ground.kubeconfig)) as api:
+    async with cluster_admin(private_ground) as api:
         yield api
 
 
