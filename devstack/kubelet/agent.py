@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..kubeapi import UNREACHABLE, ApiError, KubeAPI, api_unavailable, informer
+from ..kubeapi import UNREACHABLE, ApiError, KubeAPI, informer
 from .config import KubeletConfig, NodeSpec
 from .controllers import NamespaceFinalizer, VolumeBinder
 from .events import EventRecorder, now
@@ -233,9 +233,7 @@ class LocalKubelet:
             for pod in pending:
                 try:
                     await self._schedule_one(pod)
-                except Exception as error:
-                    if not (isinstance(error, ApiError) or api_unavailable(error)):
-                        raise
+                except (ApiError, *UNREACHABLE) as error:
                     if getattr(error, "status", None) not in (404, 409):
                         log.warning("scheduling %s: %s", pod["metadata"]["name"], error)
 

@@ -7,7 +7,7 @@ import logging
 import secrets
 from typing import Any
 
-from ..kubeapi import ApiError, KubeAPI, api_unavailable
+from ..kubeapi import UNREACHABLE, ApiError, KubeAPI
 
 log = logging.getLogger("devstack.kubelet.events")
 
@@ -85,11 +85,9 @@ class EventRecorder:
                 },
             )
             self._seen[key] = (name, namespace, 1)
-        except Exception as error:
+        except (ApiError, *UNREACHABLE) as error:
             # An event about an object in a namespace being deleted, or sent while the API server
             # is down, is not worth failing over.
-            if not (isinstance(error, ApiError) or api_unavailable(error)):
-                raise
             log.debug("event %s/%s not recorded: %s", reason, message, error)
             self._seen.pop(key, None)
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ..kubeapi import ApiError, KubeAPI, api_unavailable
+from ..kubeapi import UNREACHABLE, ApiError, KubeAPI, api_unavailable
 from .config import KubeletConfig
 from .containers import ContainerProcess, StartError, launch
 from .environment import ContainerConfigError, command_line, container_env
@@ -197,9 +197,7 @@ class PodWorker:
         """True once written, or not worth retrying (the pod is gone, the status refused)."""
         try:
             await self.api.patch(f"{self.api_path}/status", {"status": self.status()})
-        except Exception as error:
-            if not (isinstance(error, ApiError) or api_unavailable(error)):
-                raise
+        except (ApiError, *UNREACHABLE) as error:
             if api_unavailable(error):
                 return False
             if error.status != 404:
