@@ -11,10 +11,11 @@ from urllib.parse import quote
 
 import pytest
 
+from devstack.ground import TestGround
 from devstack.hub import HubProcess
 from devstack.identity.process import IdentityServerProcess
-from devstack.kubeapi import Credentials, KubeAPI
 from devstack.manifests import apply_file, install_crds
+from devstack.testing import cluster_admin
 from tests.hub_stack import (
     DEMO_REALM,
     RESOURCES,
@@ -150,8 +151,8 @@ FORM_CASES = {
 }
 
 
-async def _kube_objects(kubeconfig, namespace: str) -> tuple[list[str], list[str]]:
-    async with KubeAPI(Credentials.from_kubeconfig(kubeconfig)) as api:
+async def _kube_objects(ground: TestGround, namespace: str) -> tuple[list[str], list[str]]:
+    async with cluster_admin(ground) as api:
         pods = (await api.get(f"/api/v1/namespaces/{namespace}/pods"))["items"]
         claims = (await api.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"))["items"]
     return [p["metadata"]["name"] for p in pods], [c["metadata"]["name"] for c in claims]
@@ -164,7 +165,7 @@ def stack(test_ground, tmp_path_factory):
     namespace = f"bad-input-{secrets.token_hex(3)}"
 
     async def prepare() -> None:
-        async with KubeAPI(Credentials.from_kubeconfig(test_ground.kubeconfig)) as api:
+        async with cluster_admin(test_ground) as api:
             await api.post("/api/v1/namespaces", {"metadata": {"name": namespace}})
             await install_crds(api)
             await apply_file(api, RESOURCES, namespace)
@@ -175,19 +176,19 @@ def stack(test_ground, tmp_path_factory):
     hub.config = primehub_config(hub, identity, namespace)
     hub.start()
     asyncio.run(log_in(hub, "alice"))
-    yield hub, namespace, test_ground.kubeconfig
+    yield hub, namespace, test_ground
     hub.stop()
     identity.stop()
 
     async def remove() -> None:
-        async with KubeAPI(Credentials.from_kubeconfig(test_ground.kubeconfig)) as api:
+        async with cluster_admin(test_ground) as api:
             await api.delete(f"/api/v1/namespaces/{namespace}")
 
     asyncio.run(remove())
 
 
-async def _assert_nothing_happened(hub: HubProcess, namespace: str, kubeconfig) -> None:
-    assert await _kube_objects(kubeconfig, namespace) == ([], [])
+async def _assert_nothing_happened(hub: HubProcess, namespace: str, ground: TestGround) -> None:
+    assert await _kube_objects(ground, namespace) == ([], [])
     assert not any(k.startswith("error/") and v for k, v in spawn_counts(hub).items()), hub.log()
     status, model = hub.api("GET", "users/alice")
     assert status == 200 and model["servers"] == {}
@@ -196,12 +197,12 @@ async def _assert_nothing_happened(hub: HubProcess, namespace: str, kubeconfig) 
 @pytest.mark.parametrize(("options", "message"), list(REST_CASES.values()), ids=list(REST_CASES))
 @pytest.mark.reliability("bad input")
 async def test_rest(stack, options, message):
-    hub, namespace, kubeconfig = stack
+    hub, namespace, ground = stack
     refused = spawn_counts(hub).get("failure/invalid_options", 0)
     status, body = hub.api("POST", "users/alice/server", {"user_options": options})
     assert status == 400, (status, body)
     assert body["message"].startswith(message), body["message"]
-    await _assert_nothing_happened(hub, namespace, kubeconfig)
+    await _assert_nothing_happened(hub, namespace, ground)
     # Counted as a refused request, not a spawn error (JupyterHub's own shape check counts nothing).
     counted = 0 if message.startswith("user_options must") else 1
     assert spawn_counts(hub).get("failure/invalid_options", 0) == refused + counted
@@ -210,22 +211,22 @@ async def test_rest(stack, options, message):
 @pytest.mark.parametrize(("fields", "message"), list(FORM_CASES.values()), ids=list(FORM_CASES))
 @pytest.mark.reliability("bad input")
 async def test_form(stack, fields, message):
-    hub, namespace, kubeconfig = stack
+    hub, namespace, ground = stack
     async with browser_session(hub, "alice") as http:
         page = (await http.get(f"{hub.url}/hub/spawn")).text
         response = await http.post(f"{hub.url}/hub/spawn", data={"_xsrf": xsrf(page), **fields})
     assert response.status_code == 400
     assert message in html.unescape(response.text)
-    await _assert_nothing_happened(hub, namespace, kubeconfig)
+    await _assert_nothing_happened(hub, namespace, ground)
 
 
 @pytest.mark.parametrize("name", ["Bad_Name", "with space", "x" * 300, "dot.dot", "ü"])
 @pytest.mark.reliability("bad input")
 async def test_server_names_outside_jupyterhubs_rules(stack, name):
-    hub, namespace, kubeconfig = stack
+    hub, namespace, ground = stack
     status, _ = hub.api("POST", f"users/alice/servers/{quote(name)}", {"user_options": {}})
     assert status in (400, 404)
-    await _assert_nothing_happened(hub, namespace, kubeconfig)
+    await _assert_nothing_happened(hub, namespace, ground)
 
 
 @pytest.mark.parametrize(
@@ -233,15 +234,15 @@ async def test_server_names_outside_jupyterhubs_rules(stack, name):
 )
 @pytest.mark.reliability("bad input")
 async def test_plugin_pages_refuse_bad_server_names(stack, page):
-    hub, namespace, kubeconfig = stack
+    hub, namespace, ground = stack
     async with browser_session(hub, "alice") as http:
         response = await http.get(f"{hub.url}/hub/primehub/{page}")
     assert response.status_code == 400 and "server:" in response.text
-    await _assert_nothing_happened(hub, namespace, kubeconfig)
+    await _assert_nothing_happened(hub, namespace, ground)
 
 
 async def test_a_valid_launch_works_after_the_whole_catalogue(stack):
-    hub, namespace, kubeconfig = stack
+    hub, namespace, ground = stack
     status, body = hub.api("POST", "users/alice/server", {"user_options": {"group": "ml-team"}})
     assert status in (201, 202), body
     for _ in range(300):
@@ -249,7 +250,7 @@ async def test_a_valid_launch_works_after_the_whole_catalogue(stack):
             break
         await asyncio.sleep(0.1)
     assert hub.api("GET", "users/alice")[1]["servers"][""]["ready"], hub.log()
-    pods, claims = await _kube_objects(kubeconfig, namespace)
+    pods, claims = await _kube_objects(ground, namespace)
     assert pods == ["jupyter-alice"] and "claim-alice" in claims
     assert hub.api("DELETE", "users/alice/server")[0] in (202, 204)
 
