@@ -7,15 +7,21 @@ NODE_DIR := devstack
 export PRIMEHUB_SPAWNER_CACHE ?= $(HOME)/.cache/primehub-spawner
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages apiserver venv node-packages test demo bench lint format clean
+.PHONY: setup system-packages apiserver keycloak toxiproxy venv node-packages test demo bench lint format clean
 
-setup: system-packages venv node-packages apiserver
+setup: system-packages venv node-packages apiserver keycloak toxiproxy
 
 system-packages:
 	@./scripts/install-system-packages.sh
 
 apiserver: system-packages
 	@./scripts/build-kube-apiserver.sh
+
+keycloak: system-packages
+	@./scripts/install-keycloak.sh
+
+toxiproxy: system-packages
+	@./scripts/install-toxiproxy.sh
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml setup.cfg

@@ -20,9 +20,11 @@ import httpx
 import pytest
 
 from .ground import TestGround
-from .identity.process import IdentityServerProcess
+from .keycloak import KeycloakProcess
 from .kubeapi import ApiError, Credentials, KubeAPI
 from .paths import cache_dir
+from .realms import Realm, RealmFactory
+from .toxiproxy import Proxy, ToxiproxyProcess
 
 T = TypeVar("T")
 
@@ -102,33 +104,62 @@ async def eventually(
     )
 
 
-DEMO_REALM = Path(__file__).with_name("data") / "realm.yaml"
+@contextlib.contextmanager
+def started_keycloak(prefix: str = "keycloak-", **options: Any) -> Iterator[KeycloakProcess]:
+    """A Keycloak of its own (``options``: KeycloakProcess fields such as ``realms``), stopped and
+    removed afterwards (kept when PRIMEHUB_KEEP_GROUND=1)."""
+    base = cache_dir() / "test-grounds"
+    base.mkdir(parents=True, exist_ok=True)
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    keycloak = KeycloakProcess(state_dir / "home", state_dir / "keycloak.log", **options)
+    try:
+        yield keycloak.start()
+    finally:
+        keycloak.stop()
+        if not os.environ.get("PRIMEHUB_KEEP_GROUND"):
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def keycloak() -> Iterator[KeycloakProcess]:
+    """The session's real Keycloak; tests get realms of their own on it (``realm_factory``)."""
+    with started_keycloak() as server:
+        yield server
 
 
 @pytest.fixture
-def identity_server_factory(tmp_path: Path) -> Iterator[Callable[..., IdentityServerProcess]]:
-    """Start identity servers: ``factory(realm_file=DEMO_REALM, access_token_lifespan=…)``.
-
-    Each is a real process on a free loopback port, stopped after the test."""
-    started: list[IdentityServerProcess] = []
-
-    def start(realm_file: Path = DEMO_REALM, **lifespans: int) -> IdentityServerProcess:
-        log = tmp_path / f"identity-{len(started)}.log"
-        server = IdentityServerProcess(realm_file=realm_file, log_path=log, lifespans=lifespans)
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
+def realm_factory(keycloak: KeycloakProcess) -> Iterator[RealmFactory]:
+    """Creates realms on the session's Keycloak (the demo realm or a variant), deleted after the
+    test: ``realm_factory.create(realm_dict, accessTokenLifespan=…)``."""
+    factory = RealmFactory(keycloak)
+    yield factory
+    factory.delete_all()
 
 
 @pytest.fixture
-def identity_server(
-    identity_server_factory: Callable[..., IdentityServerProcess],
-) -> IdentityServerProcess:
-    """The identity server with the demo realm (devstack/data/realm.yaml)."""
-    return identity_server_factory()
+def realm(realm_factory: RealmFactory) -> Realm:
+    """A fresh copy of the demo realm, its client accepting any hub on loopback."""
+    return realm_factory.create()
+
+
+@pytest.fixture(scope="session")
+def toxiproxy() -> Iterator[ToxiproxyProcess]:
+    """The session's Toxiproxy."""
+    base = cache_dir() / "test-grounds"
+    base.mkdir(parents=True, exist_ok=True)
+    state_dir = Path(tempfile.mkdtemp(prefix="toxiproxy-", dir=base))
+    server = ToxiproxyProcess(state_dir / "toxiproxy.log").start()
+    yield server
+    server.stop()
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def keycloak_proxy(toxiproxy: ToxiproxyProcess, keycloak: KeycloakProcess) -> Iterator[Proxy]:
+    """A Toxiproxy proxy in front of the session's Keycloak, removed after the test."""
+    proxy = toxiproxy.proxy(f"127.0.0.1:{keycloak.port}")
+    yield proxy
+    proxy.delete()
 
 
 @contextlib.asynccontextmanager

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver v1.20.2 from Debian bookworm's source package with Debian's Go,
+# Builds kube-apiserver v1.20.2 from Debian bookworm's source package with Debian's Go 1.19,
 # into a cache outside the repository. Rebuilds only when the cached binary's --version differs.
 # Facts and the four fixes: ../shared/reference/test-ground-notes.md, Part A.
 # Usage: build-kube-apiserver.sh [--check]
@@ -23,9 +23,14 @@ fi
 rm -f "$BIN"
 echo "kube-apiserver: building $KUBE_VERSION from Debian source (about 3 minutes)"
 
-for tool in go dpkg-source; do
-    command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/install-system-packages.sh" >&2; exit 1; }
-done
+# Debian's Go 1.19 (golang-go), which this build was written for, whatever `go` on PATH is:
+# machines may carry a newer Go first on PATH, which rejects Kubernetes 1.20's GOPATH build.
+GO_ROOT=/usr/lib/go-1.19
+if [ ! -x "$GO_ROOT/bin/go" ] || ! command -v dpkg-source >/dev/null; then
+    echo "missing $GO_ROOT/bin/go or dpkg-source: run scripts/install-system-packages.sh" >&2
+    exit 1
+fi
+export PATH="$GO_ROOT/bin:$PATH" GOROOT="$GO_ROOT"
 
 mkdir -p "$CACHE_DIR"
 SCRATCH="$(mktemp -d "$CACHE_DIR/build.XXXXXX")"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test ground needs (idempotent; needs root).
 #   etcd-server          the API server's datastore
-#   golang-go dpkg-dev   build kube-apiserver from Debian's source package
+#   golang-1.19-go dpkg-dev  build kube-apiserver from Debian's source package with Debian's Go 1.19
+#   openjdk-17-jre-headless maven  run Keycloak, fetch it from Maven Central
 #   openssl curl         throw-away PKI, readiness polling
 #   bubblewrap           sandbox for the local kubelet's pod processes
 #   chromium             browser for the end-to-end tests
 set -euo pipefail
 
-packages=(etcd-server etcd-client golang-go dpkg-dev openssl curl bubblewrap chromium)
+packages=(etcd-server etcd-client golang-1.19-go dpkg-dev openjdk-17-jre-headless maven openssl curl bubblewrap chromium)
 
 missing=()
 for pkg in "${packages[@]}"; do
