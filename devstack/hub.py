@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from .identity.login import login
+from .login import login
 from .processes import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,6 +31,9 @@ KEYCLOAK_VERSION = (DATA_DIR / "keycloak-version").read_text().strip()
 # Debian's OpenJDK 17, which Keycloak 26 supports, whatever else lies in /usr/lib/jvm.
 JAVA_HOME = Path("/usr/lib/jvm/java-17-openjdk-amd64")
 BUILT_MARKER = ".primehub-built"
+# The bootstrap admin of the master realm (the demo prints it; test servers use it too).
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "admin"  # noqa: S105
 
 
 def keycloak_distribution() -> Path:
@@ -68,8 +71,8 @@ class KeycloakProcess:
     port: int = 0
     management_port: int = 0
     realms: Iterable[Mapping[str, Any]] = ()
-    admin_user: str = "admin"
-    admin_password: str = "admin"
+    admin_user: str = ADMIN_USER
+    admin_password: str = ADMIN_PASSWORD
     process: ManagedProcess | None = None
     _admin_token: tuple[float, str] | None = field(default=None, repr=False)
 
@@ -98,7 +101,10 @@ class KeycloakProcess:
             "--http-host=127.0.0.1",
             f"--http-port={self.port}",
             f"--http-management-port={self.management_port}",
-            "--hostname-strict=false",
+            # Tokens name this URL as issuer however Keycloak was reached (the hub's calls may go
+            # through a proxy), as a deployment's public hostname does.
+            f"--hostname={self.url}",
+            "--hostname-backchannel-dynamic=true",
             "--cache=local",
             "--import-realm",
         ]
@@ -188,6 +194,8 @@ class KeycloakProcess:
             match = re.match(r"http_server_requests_seconds_count\{(.*)\} (\S+)$", line)
             if match:
                 labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+                if labels.get("uri", "").startswith(("/metrics", "/health")):
+                    continue  # the management port's own
                 key = (labels.get("method", ""), labels.get("uri", ""))
                 counts[key] = counts.get(key, 0) + int(float(match.group(2)))
         return counts

@@ -154,3 +154,8 @@ def realm_users(realm: dict[str, Any]) -> Iterator[str]:
     for entry in realm["users"]:
         if "serviceAccountClientId" not in entry:
             yield entry["username"]
+
+
+def service_account(realm: dict[str, Any], client_id: str = DEMO_CLIENT_ID) -> dict[str, Any]:
+    """The service-account user of ``client_id`` (its ``clientRoles`` are the client's rights)."""
+    return find(realm["users"], "serviceAccountClientId", client_id)

@@ -1,5 +1,5 @@
-"""The hub stack of the spawner tests: test ground + identity server + CRDs + a real JupyterHub with
-PrimeHubAuthenticator and PrimeHubSpawner, and helpers to drive it over HTTP."""
+"""The hub stack of the spawner tests: test ground + a realm on real Keycloak + CRDs + a real
+JupyterHub with PrimeHubAuthenticator and PrimeHubSpawner, and helpers to drive it over HTTP."""
 
 from __future__ import annotations
 
@@ -7,66 +7,70 @@ import contextlib
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 
 from devstack.ground import DATA_DIR
 from devstack.hub import HubProcess, oauth_login
+from devstack.keycloak import ADMIN_PASSWORD, ADMIN_USER
 from devstack.manifests import apply_file, install_crds
+from devstack.realms import Realm, RealmFactory, group
+from devstack.toxiproxy import Proxy
 
 RESOURCES = DATA_DIR / "resources.yaml"
-DEMO_REALM = DATA_DIR / "realm.yaml"
 
 
-DEMO_CLIENT_SECRET = "demo-jupyterhub-secret"
-
-
-def keycloak_admin(server) -> KeycloakAdmin:
-    """python-keycloak as the demo client's service account, on identity server ``server``."""
+def keycloak_admin(realm: Realm) -> KeycloakAdmin:
+    """python-keycloak in ``realm`` as Keycloak's bootstrap admin (``master``), as a PrimeHub
+    administrator changes groups, roles and users."""
     return KeycloakAdmin(
         connection=KeycloakOpenIDConnection(
-            server_url=server.url,
-            realm_name=server.realm,
-            client_id="jupyterhub",
-            client_secret_key=DEMO_CLIENT_SECRET,
+            server_url=realm.url,
+            realm_name=realm.realm,
+            user_realm_name="master",
+            client_id="admin-cli",
+            username=ADMIN_USER,
+            password=ADMIN_PASSWORD,
         )
     )
 
 
-def realm_with(tmp_path: Path, **group_attributes: dict[str, str]) -> Path:
-    realm = yaml.safe_load(DEMO_REALM.read_text())
-    for group in realm["groups"]:
-        group.setdefault("attributes", {}).update(
-            group_attributes.get(group["name"].replace("-", "_"), {})
-        )
-    path = tmp_path / "realm.yaml"
-    path.write_text(yaml.safe_dump(realm))
-    return path
+def realm_with(realm_factory: RealmFactory, **group_attributes: dict[str, str]) -> dict[str, Any]:
+    """A demo-realm variant whose groups (``ml_team`` for ml-team) have these attributes too."""
+    realm = realm_factory.variant()
+    for key, attributes in group_attributes.items():
+        entry = group(realm, key.replace("_", "-"))
+        entry["attributes"].update({name: [value] for name, value in attributes.items()})
+    return realm
 
 
 @pytest.fixture
-async def hub_factory(test_ground, kube, namespace, identity_server_factory, tmp_path):
+async def hub_factory(test_ground, kube, namespace, realm_factory, tmp_path):
     await install_crds(kube)
     await apply_file(kube, RESOURCES, namespace)
     hubs = []
 
     def start(
-        realm_file: Path = DEMO_REALM, cmd: list[str] | None = None, **authenticator: Any
+        realm: dict[str, Any] | None = None,
+        cmd: list[str] | None = None,
+        proxy: Proxy | None = None,
+        **authenticator: Any,
     ) -> HubProcess:
-        """A hub on ``namespace``; ``authenticator``: PrimeHubAuthenticator settings."""
-        server = identity_server_factory(realm_file)
+        """A hub on ``namespace`` and a new realm (``realm``, default the demo realm), reached
+        through ``proxy`` for the hub's own calls if given; ``authenticator``:
+        PrimeHubAuthenticator settings. ``hub.realm`` is the realm."""
+        created = realm_factory.create(realm)
         hub = HubProcess(
             tmp_path / f"hub{len(hubs)}", environment={"KUBECONFIG": str(test_ground.kubeconfig)}
         )
-        hub.identity = server
+        hub.realm = created
         hub.config = "\n".join(
             [
-                primehub_config(hub, server, namespace, cmd),
+                primehub_config(hub, created.via(proxy.url) if proxy else created, namespace, cmd),
+                f"c.PrimeHubAuthenticator.keycloak_public_url = {created.url!r}",
                 *(
                     f"c.PrimeHubAuthenticator.{key} = {value!r}"
                     for key, value in authenticator.items()
@@ -81,8 +85,10 @@ async def hub_factory(test_ground, kube, namespace, identity_server_factory, tmp
         hub.stop()
 
 
-def primehub_config(hub: HubProcess, server, namespace: str, cmd: list[str] | None = None) -> str:
-    """The plugin's hub on the test ground: identity server ``server``, pods in ``namespace``."""
+def primehub_config(
+    hub: HubProcess, realm: Realm, namespace: str, cmd: list[str] | None = None
+) -> str:
+    """The plugin's hub on the test ground: Keycloak realm ``realm``, pods in ``namespace``."""
     return "\n".join(
         [
             'c.JupyterHub.authenticator_class = "primehub"',
@@ -90,9 +96,9 @@ def primehub_config(hub: HubProcess, server, namespace: str, cmd: list[str] | No
             "c.JupyterHub.allow_named_servers = True",
             "c.JupyterHub.named_server_limit_per_user = 50",
             'c.JupyterHub.default_url = "/hub/home"',
-            f"c.PrimeHubAuthenticator.keycloak_url = {server.url!r}",
-            f"c.PrimeHubAuthenticator.realm = {server.realm!r}",
-            f"c.PrimeHubAuthenticator.client_secret = {DEMO_CLIENT_SECRET!r}",
+            f"c.PrimeHubAuthenticator.keycloak_url = {realm.url!r}",
+            f"c.PrimeHubAuthenticator.realm = {realm.realm!r}",
+            f"c.PrimeHubAuthenticator.client_secret = {realm.client_secret!r}",
             f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
             f"c.KubeSpawner.namespace = {namespace!r}",
             f"c.KubeSpawner.cmd = {cmd or [sys.executable, '-m', 'http.server', '8888']!r}",
@@ -128,7 +134,7 @@ def spawn_counts(hub: HubProcess) -> dict[str, float]:
 
 @contextlib.asynccontextmanager
 async def browser_session(hub: HubProcess, username: str):
-    """An HTTP client logged in as ``username`` (hub and identity-server cookies)."""
+    """An HTTP client logged in as ``username`` (hub and Keycloak cookies)."""
     async with httpx.AsyncClient() as http:
         await oauth_login(http, hub.url, username)
         yield http

@@ -1,5 +1,5 @@
-"""PrimeHubAuthenticator in a real JupyterHub, against the identity server: logins, groups, admin,
-refresh before spawn, outages, logout."""
+"""PrimeHubAuthenticator in a real JupyterHub, against real Keycloak: logins, groups, admin,
+refresh before spawn, outages (through Toxiproxy), logout."""
 
 from __future__ import annotations
 
@@ -9,27 +9,30 @@ import urllib.parse
 
 import httpx
 import pytest
-import yaml
 
 from devstack.hub import HubProcess, oauth_login
-from devstack.identity.login import LoginFailed, login
-from devstack.testing import DEMO_REALM, http_client
+from devstack.keycloak import RequestCounter
+from devstack.login import LoginFailed, login
+from devstack.realms import Realm, service_account
+from devstack.testing import http_client
 from primehub_spawner.context import LaunchContext
-from tests.hub_stack import DEMO_CLIENT_SECRET, keycloak_admin
+from tests.hub_stack import keycloak_admin
 
 pytestmark = pytest.mark.slow
-SECRET = DEMO_CLIENT_SECRET
 
 
-def hub_for(server, directory, **settings) -> HubProcess:
+def hub_for(realm: Realm, directory, public: Realm | None = None, **settings) -> HubProcess:
+    """A hub with MockSpawner on ``realm``; ``public``: the realm as browsers reach it, when the
+    hub's own calls go through a proxy."""
     hub = HubProcess(directory)
     lines = [
         'c.JupyterHub.authenticator_class = "primehub"',
         'c.JupyterHub.spawner_class = "jupyterhub.tests.mocking.MockSpawner"',
         'c.JupyterHub.default_url = "/hub/home"',
-        f"c.PrimeHubAuthenticator.keycloak_url = {server.url!r}",
-        f"c.PrimeHubAuthenticator.realm = {server.realm!r}",
-        f"c.PrimeHubAuthenticator.client_secret = {SECRET!r}",
+        f"c.PrimeHubAuthenticator.keycloak_url = {realm.url!r}",
+        f"c.PrimeHubAuthenticator.keycloak_public_url = {(public or realm).url!r}",
+        f"c.PrimeHubAuthenticator.realm = {realm.realm!r}",
+        f"c.PrimeHubAuthenticator.client_secret = {realm.client_secret!r}",
         f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
         *(f"c.PrimeHubAuthenticator.{key} = {value!r}" for key, value in settings.items()),
     ]
@@ -38,10 +41,16 @@ def hub_for(server, directory, **settings) -> HubProcess:
 
 
 @pytest.fixture
-def stack(identity_server, tmp_path):
-    hub = hub_for(identity_server, tmp_path / "hub")
-    yield hub, identity_server
+def stack(realm, tmp_path):
+    hub = hub_for(realm, tmp_path / "hub")
+    yield hub, realm
     hub.stop()
+
+
+@pytest.fixture
+def behind_proxy(realm, keycloak_proxy) -> Realm:
+    """The demo realm as the hub reaches it through Toxiproxy (browsers reach ``realm``)."""
+    return realm.via(keycloak_proxy.url)
 
 
 async def hub_login(
@@ -105,53 +114,50 @@ async def test_group_and_role_removal_count_at_the_next_spawn(stack):
     assert "cpu-2" not in context.group("phusers").grants.instance_types
 
 
-async def test_an_unchanged_refresh_leaves_the_stored_auth_state_alone(stack):
-    hub, server = stack
+async def test_an_unchanged_refresh_leaves_the_stored_auth_state_alone(stack, keycloak):
+    hub, _ = stack
     await hub_login(hub, "alice")
     loaded = user(hub, "alice")["auth_state"]["primehub"]["fetched"]
-    server.reset_stats()
+    requests = RequestCounter(keycloak)
     status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
     assert status in (201, 202), hub.log()
-    assert server.stats()["admin"] == 3  # reloaded before the spawn ...
+    assert requests.admin == 3  # reloaded before the spawn ...
     assert (
         user(hub, "alice")["auth_state"]["primehub"]["fetched"] == loaded
     )  # ... and not rewritten
 
 
-async def test_a_fresh_launch_context_spares_keycloak_when_configured(identity_server, tmp_path):
-    hub = hub_for(identity_server, tmp_path / "hub", launch_context_max_age=600.0)
+async def test_a_fresh_launch_context_spares_keycloak_when_configured(realm, keycloak, tmp_path):
+    hub = hub_for(realm, tmp_path / "hub", launch_context_max_age=600.0)
     try:
         await hub_login(hub, "alice")
-        kc = keycloak_admin(identity_server)
+        kc = keycloak_admin(realm)
         kc.group_user_remove(kc.get_user_id("alice"), kc.get_group_by_path("/ml-team")["id"])
-        identity_server.reset_stats()
+        requests = RequestCounter(keycloak)
         status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
         assert status in (201, 202), hub.log()
-        assert identity_server.stats()["admin"] == 0
+        assert requests.since() == {}  # not even a token refresh
         assert sorted(user(hub, "alice")["groups"]) == ["ml-team", "phusers"]  # the delay paid
     finally:
         hub.stop()
 
 
-async def test_admin_calls_per_login(stack):
-    hub, server = stack
+async def test_admin_calls_per_login(stack, keycloak):
+    hub, _ = stack
     await hub_login(hub, "bob")  # warms the group cache
-    server.reset_stats()
+    requests = RequestCounter(keycloak)
     await hub_login(hub, "alice")
-    assert server.stats()["admin"] <= 3 + 1  # 3 per login, + phusers' roles (bob is not in it)
-    server.reset_stats()
+    assert requests.admin == 3 + 1  # 3 per login, + phusers' roles (bob is not in it)
+    requests.reset()
     await hub_login(hub, "bob")
-    assert server.stats()["admin"] == 3
+    assert requests.admin == 3
 
 
 @pytest.mark.reliability("faults")
-async def test_identity_service_refusing_fails_the_login_clearly(identity_server_factory, tmp_path):
-    realm = yaml.safe_load(DEMO_REALM.read_text())
-    realm["clients"][0]["serviceAccountClientRoles"] = {}
-    realm_file = tmp_path / "no-roles.yaml"
-    realm_file.write_text(yaml.safe_dump(realm))
-    server = identity_server_factory(realm_file)
-    hub = hub_for(server, tmp_path / "hub")
+async def test_identity_service_refusing_fails_the_login_clearly(realm_factory, tmp_path):
+    variant = realm_factory.variant()
+    service_account(variant)["clientRoles"] = {}
+    hub = hub_for(realm_factory.create(variant), tmp_path / "hub")
     try:
         page = await hub_login(hub, "alice")
         assert page.status_code == 503
@@ -165,13 +171,15 @@ async def test_identity_service_refusing_fails_the_login_clearly(identity_server
 
 @pytest.mark.reliability("faults", cases=2)
 async def test_outage_during_refresh_is_ridden_out_within_the_grace_period(
-    identity_server, tmp_path
+    realm, behind_proxy, keycloak_proxy, tmp_path
 ):
-    hub = hub_for(identity_server, tmp_path / "hub", identity_service_grace=3.0, auth_refresh_age=1)
+    hub = hub_for(
+        behind_proxy, tmp_path / "hub", realm, identity_service_grace=3.0, auth_refresh_age=1
+    )
     try:
         async with httpx.AsyncClient() as http:
             await hub_login(hub, "alice", http)
-            identity_server.stop()
+            keycloak_proxy.disable()
             await asyncio.sleep(1.1)  # past auth_refresh_age: the next request refreshes
             within = await http.get(f"{hub.url}/hub/home")
             assert within.status_code == 200
@@ -200,8 +208,10 @@ async def test_logout_ends_the_keycloak_session(stack):
 
 
 @pytest.mark.reliability("faults")
-async def test_keycloak_down_at_the_callback_is_a_503_and_no_user(identity_server, tmp_path):
-    hub = hub_for(identity_server, tmp_path / "hub")
+async def test_keycloak_down_at_the_callback_is_a_503_and_no_user(
+    realm, behind_proxy, keycloak_proxy, tmp_path
+):
+    hub = hub_for(behind_proxy, tmp_path / "hub", realm)
     try:
         async with httpx.AsyncClient() as http:
             redirect = await login(
@@ -212,7 +222,7 @@ async def test_keycloak_down_at_the_callback_is_a_503_and_no_user(identity_serve
                 stop=lambda url: "/hub/oauth_callback" in url,
             )
             callback = urllib.parse.urljoin(str(redirect.url), redirect.headers["location"])
-            identity_server.stop()  # between the login form and the code exchange
+            keycloak_proxy.disable()  # between the login form and the code exchange
             page = await http.get(callback)
         assert page.status_code == 503, page.text[:300]
         assert "identity service is unavailable" in page.text
@@ -223,11 +233,13 @@ async def test_keycloak_down_at_the_callback_is_a_503_and_no_user(identity_serve
 
 
 @pytest.mark.reliability("faults")
-async def test_a_launch_while_keycloak_is_down_uses_the_recent_context(identity_server, tmp_path):
-    hub = hub_for(identity_server, tmp_path / "hub")  # identity_service_grace: 600 s
+async def test_a_launch_while_keycloak_is_down_uses_the_recent_context(
+    realm, behind_proxy, keycloak_proxy, tmp_path
+):
+    hub = hub_for(behind_proxy, tmp_path / "hub", realm)  # identity_service_grace: 600 s
     try:
         await hub_login(hub, "alice")
-        identity_server.stop()
+        keycloak_proxy.disable()
         status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
         assert status in (201, 202), hub.log()
         assert "keeping the launch context" in hub.log()
@@ -236,13 +248,15 @@ async def test_a_launch_while_keycloak_is_down_uses_the_recent_context(identity_
 
 
 @pytest.mark.reliability("faults")
-async def test_a_slow_keycloak_does_not_stall_other_users(identity_server, tmp_path):
-    hub = hub_for(identity_server, tmp_path / "hub")
+async def test_a_slow_keycloak_does_not_stall_other_users(
+    realm, behind_proxy, keycloak_proxy, tmp_path
+):
+    hub = hub_for(behind_proxy, tmp_path / "hub", realm)
     try:
         async with httpx.AsyncClient() as bob:
             await hub_login(hub, "alice")
             await hub_login(hub, "bob", bob)
-            identity_server.set_admin_latency(3.0)
+            keycloak_proxy.latency(3.0)  # every answer to the hub, admin API and tokens alike
             started = time.monotonic()
             spawn = asyncio.ensure_future(
                 asyncio.to_thread(hub.api, "POST", "users/alice/server", {"user_options": {}})
@@ -256,5 +270,4 @@ async def test_a_slow_keycloak_does_not_stall_other_users(identity_server, tmp_p
         assert page.status_code == 200 and answered < 1.0, answered
         assert status in (201, 202) and spawn_time >= 3.0  # the reload did wait
     finally:
-        identity_server.set_admin_latency(0)
         hub.stop()

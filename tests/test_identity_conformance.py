@@ -14,7 +14,7 @@ import pytest
 from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakAuthenticationError, KeycloakGetError, KeycloakPostError
 
-from devstack.identity.login import LoginFailed, login
+from devstack.login import LoginFailed, login
 from devstack.testing import http_client
 
 REALM = Path(__file__).with_name("data") / "realm-conformance.yaml"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from devstack.hub import HubProcess
-from devstack.identity.login import login
+from devstack.login import login
 
 pytestmark = pytest.mark.slow
 REALM = Path(__file__).with_name("data") / "realm-conformance.yaml"

@@ -77,8 +77,8 @@ async def test_rest_spawn_with_defaults_and_with_choices(hub_factory, kube, name
 
 
 @pytest.mark.reliability("bad input")
-async def test_quota_reached_is_a_400_naming_the_quota(hub_factory, kube, namespace, tmp_path):
-    hub = hub_factory(realm_with(tmp_path, ml_team={"quota-cpu": "1"}))
+async def test_quota_reached_is_a_400_naming_the_quota(hub_factory, kube, namespace, realm_factory):
+    hub = hub_factory(realm_with(realm_factory, ml_team={"quota-cpu": "1"}))
     await log_in(hub, "alice")
     status, body = hub.api(
         "POST",
@@ -93,8 +93,12 @@ async def test_quota_reached_is_a_400_naming_the_quota(hub_factory, kube, namesp
     assert spawn_counts(hub).get("failure/quota") == 1
 
 
-async def test_concurrent_spawns_never_pass_the_group_quota(hub_factory, kube, namespace, tmp_path):
-    hub = hub_factory(realm_with(tmp_path, ml_team={"project-quota-cpu": "4", "quota-cpu": "100"}))
+async def test_concurrent_spawns_never_pass_the_group_quota(
+    hub_factory, kube, namespace, realm_factory
+):
+    hub = hub_factory(
+        realm_with(realm_factory, ml_team={"project-quota-cpu": "4", "quota-cpu": "100"})
+    )
     await log_in(hub, "alice")
     options = {"user_options": {"group": "ml-team", "instance_type": "cpu-1"}}
     results = await asyncio.gather(
@@ -150,9 +154,9 @@ async def test_named_servers_in_different_groups(hub_factory, kube, namespace):
 
 
 @pytest.mark.reliability("injection")
-async def test_form_per_group_with_names_rendered_inert(hub_factory, tmp_path):
+async def test_form_per_group_with_names_rendered_inert(hub_factory, realm_factory):
     hub = hub_factory(
-        realm_with(tmp_path, vision={"displayName": "<script>alert('x')</script> & Co"})
+        realm_with(realm_factory, vision={"displayName": "<script>alert('x')</script> & Co"})
     )
     async with browser_session(hub, "carol") as http:
         page = (await http.get(f"{hub.url}/hub/spawn")).text
@@ -277,7 +281,7 @@ async def test_env_rows_are_saved_as_presets_and_launch_links_preselect(
         {"user_options": {"group": "phusers", "env": {"DATA_DIR": "/tmp/d"}}},
     )
     assert status in (201, 202), hub.log()
-    kc = keycloak_admin(hub.identity)
+    kc = keycloak_admin(hub.realm)
 
     async def saved():
         attributes = kc.get_user(kc.get_user_id("alice")).get("attributes", {})
@@ -315,11 +319,11 @@ async def test_env_rows_are_saved_as_presets_and_launch_links_preselect(
 
 @pytest.mark.reliability("faults")
 async def test_unschedulable_spawn_shows_why_and_can_be_cancelled(
-    hub_factory, kube, namespace, tmp_path
+    hub_factory, kube, namespace, realm_factory
 ):
     hub = hub_factory(
         realm_with(
-            tmp_path,
+            realm_factory,
             ml_team={
                 "quota-gpu": "3",
                 "project-quota-gpu": "3",
@@ -359,13 +363,13 @@ async def test_unschedulable_spawn_shows_why_and_can_be_cancelled(
 # realm whose quota a single launch exceeds.
 @pytest.mark.reliability("bad input")
 async def test_a_form_launch_over_quota_is_a_400_without_a_pod(
-    hub_factory, kube, namespace, tmp_path
+    hub_factory, kube, namespace, realm_factory
 ):
     fields = {"group": "ml-team", "instance_type.ml-team": "gpu-1", "image.ml-team": "pytorch"}
     message = (
         "user_options.quota: your quota in group 'ml-team' would be exceeded — CPU: 0.5 allowed"
     )
-    hub = hub_factory(realm_with(tmp_path, ml_team={"quota-cpu": "500m"}))
+    hub = hub_factory(realm_with(realm_factory, ml_team={"quota-cpu": "500m"}))
     async with browser_session(hub, "alice") as http:
         page = (await http.get(f"{hub.url}/hub/spawn")).text
         response = await http.post(f"{hub.url}/hub/spawn", data={"_xsrf": xsrf(page), **fields})
@@ -449,10 +453,12 @@ async def test_pod_volumes_missing_claims_and_literal_values(hub_factory, kube, 
 
 
 @pytest.mark.reliability("faults")
-async def test_no_launch_on_a_context_older_than_the_grace_period(hub_factory, kube, namespace):
-    hub = hub_factory(identity_service_grace=1.0)
+async def test_no_launch_on_a_context_older_than_the_grace_period(
+    hub_factory, kube, namespace, keycloak_proxy
+):
+    hub = hub_factory(proxy=keycloak_proxy, identity_service_grace=1.0)
     await log_in(hub, "alice")
-    hub.identity.stop()
+    keycloak_proxy.disable()
     await asyncio.sleep(1.2)
     status, body = hub.api("POST", "users/alice/server", {"user_options": {}})
     # JupyterHub lets an admin's launch for alice go ahead although her refresh failed; the

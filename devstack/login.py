@@ -1,10 +1,11 @@
-"""A browser-free login over HTTP: follow redirects, fill in the identity server's form, go on.
+"""A browser-free login over HTTP: follow redirects, fill in Keycloak's login form, go on.
 
-Works against the test ground's identity server and against Keycloak's own login page (both have
-``form#kc-form-login`` with ``username`` and ``password``)."""
+Keycloak's login page has ``form#kc-form-login`` with ``username`` and ``password``."""
 
 from __future__ import annotations
 
+import http.cookiejar
+import ipaddress
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,36 @@ def parse_login_page(html: str) -> LoginPage:
     return parser.page
 
 
+class BrowserCookiePolicy(http.cookiejar.DefaultCookiePolicy):
+    """A browser's cookie rules where Python's differ, as Keycloak's cookies need them.
+
+    ``Secure`` cookies from loopback hosts are sent back over plain HTTP (browsers treat loopback
+    as a secure context; Keycloak marks its session cookies ``Secure`` on ``http://127.0.0.1``
+    too), and a ``Version=1`` attribute, which Keycloak adds and browsers ignore, does not make a
+    cookie RFC 2965's (which Python's jar would refuse to send). httpx copies cookies into a jar
+    with the default policy for each request, so the cookie is adjusted as it is stored."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        cookie.version = 0
+        host = urllib.parse.urlsplit(request.get_full_url()).hostname or ""  # type: ignore[attr-defined]
+        if cookie.secure and (host == "localhost" or _is_loopback(host)):
+            cookie.secure = False
+        return super().set_ok(cookie, request)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def browser_cookies(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """``client`` with a browser's cookie rules for loopback (see BrowserCookiePolicy)."""
+    client.cookies.jar.set_policy(BrowserCookiePolicy())
+    return client
+
+
 class LoginFailed(Exception):
     """The login form came back (with its error message, e.g. "Invalid username or password.")."""
 
@@ -63,8 +94,9 @@ async def login(
 
     Returns the first response whose URL (or redirect target) satisfies ``stop`` — the redirect
     itself, unfollowed, so a callback nobody serves can still be read — or the final page.
-    Cookies live in ``http``, so a second call reuses the identity server's SSO session.
+    Cookies live in ``http``, so a second call reuses Keycloak's SSO session.
     """
+    browser_cookies(http)
     response = await http.get(start_url)
     submitted = False
     for _ in range(max_steps):
