@@ -33,7 +33,7 @@ JAVA_HOME = Path("/usr/lib/jvm/java-17-openjdk-amd64")
 BUILT_MARKER = ".primehub-built"
 # The bootstrap admin of the master realm (the demo prints it; test servers use it too).
 ADMIN_USER = "admin"
-ADMIN_PASSWORD = "admin"  # noqa: S105
+ADMIN_PASSWORD = "admin"
 
 
 def keycloak_distribution() -> Path:

@@ -15,7 +15,7 @@ from .keycloak import KeycloakAdminError, KeycloakProcess
 
 DEMO_REALM_FILE = Path(__file__).resolve().parent / "data" / "primehub-realm.json"
 DEMO_CLIENT_ID = "jupyterhub"
-DEMO_CLIENT_SECRET = "demo-jupyterhub-secret"  # noqa: S105 - the demo's, in the realm file
+DEMO_CLIENT_SECRET = "demo-jupyterhub-secret"  # the demo realm's
 PROFILE_COMPONENT = "org.keycloak.userprofile.UserProfileProvider"
 
 
