@@ -174,7 +174,7 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str]:
             "the same burst. The difference is the reload before each spawn (a userinfo and three "
             "admin calls per request, through httpx, on the hub's loop) arriving all at once: the "
             "loop is not blocked by any one step but queued behind 400 responses to parse, on a "
-            "2-core machine that also runs the API server, etcd, the identity server and the "
+            "2-core machine that also runs the API server, etcd, Keycloak and the "
             "100 notebook servers starting.",
         ]
     )

@@ -1,5 +1,5 @@
 """2. External calls: Keycloak (admin API and OIDC) calls per login, per spawn-page view and per spawn,
-counted at the identity server; Kubernetes calls of the hub per spawn after warm-up, counted in the
+counted from Keycloak's own metrics; Kubernetes calls of the hub per spawn after warm-up, counted in the
 API server's audit log. PrimeHub paid a userinfo call and a GraphQL query (fanning out to Keycloak)
 on every request, with the spawn page polling every 6.4 s."""
 
@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from devstack.hub import HubProcess, oauth_login
+from devstack.keycloak import RequestCounter
 
 from .stack import Stack, api, table, wait_ready
 
@@ -31,21 +32,26 @@ def _kubernetes_calls(events: list[dict[str, Any]]) -> Counter[str]:
 
 
 class Counters:
-    """Identity-server requests and the hub's Kubernetes calls between two points in time."""
+    """Keycloak requests (from Keycloak's own metrics) and the hub's Kubernetes calls between two
+    points in time."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.mark = 0
+        self.keycloak: RequestCounter | None = None
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.stack.identity.reset_stats)
+        self.keycloak = await asyncio.to_thread(RequestCounter, self.stack.keycloak)
         self.mark = len(self.stack.ground.cluster.audit_events())
 
     async def read(self) -> tuple[int, int, Counter[str]]:
         await asyncio.sleep(0.5)  # late watch events and audit lines
-        stats = await asyncio.to_thread(self.stack.identity.stats)
+        assert self.keycloak is not None
+        since = await asyncio.to_thread(self.keycloak.since)
+        admin = sum(n for (_, uri), n in since.items() if uri.startswith("/admin/"))
+        oidc = sum(n for (_, uri), n in since.items() if uri.startswith("/realms/"))
         events = self.stack.ground.cluster.audit_events()[self.mark :]
-        return stats["admin"], stats["total"] - stats["admin"], _kubernetes_calls(events)
+        return admin, oidc, _kubernetes_calls(events)
 
 
 async def _hub(stack: Stack, name: str, extra: str = "") -> HubProcess:

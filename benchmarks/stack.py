@@ -1,4 +1,4 @@
-"""What the benchmarks share: one test ground with roomy nodes, an identity server with the demo realm
+"""What the benchmarks share: one test ground with roomy nodes, real Keycloak with the demo realm
 plus generated users, namespaces with the demo's catalog and claims, and hubs to measure."""
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import yaml
 from devstack.demo_hub import create, prepare_namespace
 from devstack.ground import DATA_DIR, TestGround
 from devstack.hub import HubProcess, oauth_login
-from devstack.identity.process import IdentityServerProcess
+from devstack.keycloak import KeycloakProcess
 from devstack.kubeapi import Credentials, KubeAPI
 from devstack.manifests import install_crds
+from devstack.realms import Realm, add_user, demo_realm
 
 CROWD = 1000  # generated users crowd0000…, all in group "crowd"
 SERVER_CMD = [sys.executable, "-m", "http.server", "8888"]  # the same small server for every hub
@@ -110,24 +111,25 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def realm_file(directory: Path) -> Path:
-    """The demo realm plus the crowd: users crowd0000… in group "crowd" (project CPU quota 90)."""
-    realm = yaml.safe_load((DATA_DIR / "realm.yaml").read_text())
+def bench_realm() -> dict:
+    """The demo realm plus the crowd: users crowd0000… in group "crowd" (project CPU quota 90).
+
+    Passwords are hashed with one round of PBKDF2 (the realm's password policy), so importing and
+    logging in a thousand users measures the hub, not Keycloak's Argon2."""
+    realm = demo_realm(hub_url="http://127.0.0.1:*")
+    realm["passwordPolicy"] = "hashAlgorithm(pbkdf2-sha256) and hashIterations(1)"
     realm["roles"]["realm"].append({"name": "it:crowd-1"})
     realm["groups"].append(
         {
             "name": "crowd",
-            "attributes": {"displayName": "Crowd", "project-quota-cpu": "90"},
+            "path": "/crowd",
+            "attributes": {"displayName": ["Crowd"], "project-quota-cpu": ["90"]},
             "realmRoles": ["it:crowd-1"],
         }
     )
-    realm["users"] += [
-        {"username": f"crowd{i:04}", "password": f"crowd{i:04}", "groups": ["/crowd"]}
-        for i in range(CROWD)
-    ]
-    path = directory / "realm.yaml"
-    path.write_text(yaml.safe_dump(realm))
-    return path
+    for i in range(CROWD):
+        add_user(realm, f"crowd{i:04}", ["/crowd"])
+    return realm
 
 
 @dataclass
@@ -136,7 +138,8 @@ class Stack:
 
     directory: Path
     ground: TestGround = field(init=False)
-    identity: IdentityServerProcess = field(init=False)
+    keycloak: KeycloakProcess = field(init=False)
+    realm: Realm = field(init=False)
     hubs: list[HubProcess] = field(default_factory=list)
 
     def start(self) -> Stack:
@@ -145,15 +148,17 @@ class Stack:
             yaml.safe_dump({**yaml.safe_load((DATA_DIR / "nodes.yaml").read_text()), **NODES})
         )
         self.ground = TestGround(self.directory / "ground", nodes_file=nodes).start()
-        self.identity = IdentityServerProcess(
-            realm_file(self.directory), self.directory / "identity.log"
+        realm = bench_realm()
+        self.keycloak = KeycloakProcess(
+            self.directory / "keycloak", self.directory / "keycloak.log", realms=[realm]
         ).start()
+        self.realm = Realm(self.keycloak.url, realm["realm"])
         return self
 
     def stop(self) -> None:
         for hub in self.hubs:
             hub.stop()
-        self.identity.stop()
+        self.keycloak.stop()
         self.ground.stop()
 
     def kube(self) -> KubeAPI:
@@ -188,9 +193,9 @@ class Stack:
                 'c.JupyterHub.authenticator_class = "primehub"',
                 'c.JupyterHub.spawner_class = "primehub"',
                 "c.JupyterHub.template_paths = [str(primehub_spawner.TEMPLATES_DIR)]",
-                f"c.PrimeHubAuthenticator.keycloak_url = {self.identity.url!r}",
-                f"c.PrimeHubAuthenticator.realm = {self.identity.realm!r}",
-                'c.PrimeHubAuthenticator.client_secret = "demo-jupyterhub-secret"',
+                f"c.PrimeHubAuthenticator.keycloak_url = {self.realm.url!r}",
+                f"c.PrimeHubAuthenticator.realm = {self.realm.realm!r}",
+                f"c.PrimeHubAuthenticator.client_secret = {self.realm.client_secret!r}",
                 f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
                 *common_spawner_config(namespace),
                 extra,
@@ -221,7 +226,7 @@ async def stack() -> AsyncIterator[Stack]:
 
 
 async def log_in(hub: HubProcess, usernames: Iterable[str], concurrency: int = 8) -> None:
-    """OAuth logins through the identity server's form, a few at a time."""
+    """OAuth logins through Keycloak's login form, a few at a time."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(username: str) -> None:

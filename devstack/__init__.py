@@ -1,4 +1,4 @@
-"""The local test ground: a real kube-apiserver + etcd, a local kubelet and (later) an identity server.
+"""The local test ground: a real kube-apiserver + etcd, a local kubelet, real Keycloak and Toxiproxy.
 
 Development only: this package is not part of the primehub_spawner wheel.
 """

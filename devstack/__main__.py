@@ -12,17 +12,15 @@ import time
 from pathlib import Path
 
 from .demo_hub import prepare_and_start_hub
-from .ground import DATA_DIR, DEFAULT_NODES, TestGround
-from .identity.process import IdentityServerProcess
-
-DEMO_REALM = DATA_DIR / "realm.yaml"
-DEMO_LOGINS = ("phadmin", "alice", "bob", "carol", "dave")
+from .ground import DEFAULT_NODES, TestGround
+from .keycloak import KEYCLOAK_VERSION, KeycloakProcess
+from .realms import DEMO_REALM_FILE, Realm, demo_realm, realm_users
 
 
 def demo(
     state_dir: Path,
     nodes: Path,
-    identity_port: int,
+    keycloak_ports: tuple[int, int],
     hub_port: int,
     internal_ports: tuple[int, int] = (8081, 8001),
 ) -> int:
@@ -32,14 +30,21 @@ def demo(
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     print(f"Starting the test ground in {state_dir} ...", flush=True)
     ground = TestGround(state_dir, nodes_file=nodes).start()
-    identity = IdentityServerProcess(
-        DEMO_REALM, ground.cluster.logs / "identity.log", port=identity_port
+    realm_data = demo_realm(hub_url=f"http://127.0.0.1:{hub_port}")
+    keycloak = KeycloakProcess(
+        state_dir / "keycloak",
+        ground.cluster.logs / "keycloak.log",
+        port=keycloak_ports[0],
+        management_port=keycloak_ports[1],
+        realms=[realm_data],
     )
     hub = None
     try:
-        identity.start()
+        print(f"Starting Keycloak {KEYCLOAK_VERSION} ...", flush=True)
+        keycloak.start()
+        realm = Realm(keycloak.url, realm_data["realm"])
         print("Starting JupyterHub ...", flush=True)
-        hub = prepare_and_start_hub(ground, identity, hub_port, *internal_ports)
+        hub = prepare_and_start_hub(ground, realm, hub_port, *internal_ports)
         print(
             "\n".join(
                 [
@@ -49,8 +54,9 @@ def demo(
                     f"  Kubernetes API   {ground.cluster.server}  (kube-apiserver v1.20.2, real)",
                     f"  kubeconfig       {ground.kubeconfig}",
                     f"  local kubelet    nodes from {nodes}",
-                    f"  identity server  {identity.issuer}  (Keycloak-compatible, realm from {DEMO_REALM.name})",
-                    f"  demo logins      {', '.join(DEMO_LOGINS)} (password = username)",
+                    f"  Keycloak         {realm.issuer}  (Keycloak {KEYCLOAK_VERSION}, realm from {DEMO_REALM_FILE.name})",
+                    f"  admin console    {keycloak.url}/admin/master/console/#/{realm.realm}  (admin / admin)",
+                    f"  demo logins      {', '.join(realm_users(realm_data))} (password = username)",
                     f"  logs             {ground.cluster.logs}",
                     "",
                     f"  export KUBECONFIG={ground.kubeconfig}; kubectl get nodes",
@@ -65,7 +71,7 @@ def demo(
             parts = (
                 ground.cluster.running(),
                 ground.kubelet and ground.kubelet.alive(),
-                identity.process and identity.process.alive(),
+                keycloak.process and keycloak.process.alive(),
                 hub.alive(),
             )
             if not all(parts):
@@ -76,7 +82,7 @@ def demo(
         print("Stopping ...", flush=True)
         if hub is not None:
             hub.stop(grace=30)  # JupyterHub stops the notebook servers on its way out
-        identity.stop()
+        keycloak.stop()
         leftovers = ground.stop()
         if leftovers:
             print(f"Killed processes that outlived the stack: {leftovers}", file=sys.stderr)
@@ -88,7 +94,10 @@ def main() -> int:
     run = commands.add_parser("demo", help="run the test ground in the foreground")
     run.add_argument("--state-dir", type=Path, default=Path(".demo"))
     run.add_argument("--nodes", type=Path, default=DEFAULT_NODES, help="fake nodes (YAML)")
-    run.add_argument("--identity-port", type=int, default=8080)
+    run.add_argument("--keycloak-port", type=int, default=8080)
+    run.add_argument(
+        "--keycloak-management-port", type=int, default=9000, help="health and metrics"
+    )
     run.add_argument("--hub-port", type=int, default=8000)
     run.add_argument("--hub-internal-port", type=int, default=8081, help="the hub's API")
     run.add_argument("--proxy-api-port", type=int, default=8001, help="the proxy's REST API")
@@ -96,7 +105,7 @@ def main() -> int:
     return demo(
         args.state_dir,
         args.nodes,
-        args.identity_port,
+        (args.keycloak_port, args.keycloak_management_port),
         args.hub_port,
         (args.hub_internal_port, args.proxy_api_port),
     )

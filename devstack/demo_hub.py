@@ -11,10 +11,10 @@ from pathlib import Path
 
 from .ground import DATA_DIR, TestGround
 from .hub import NODE_BIN
-from .identity.process import IdentityServerProcess
 from .kubeapi import ApiError, Credentials, KubeAPI
 from .manifests import apply_file, install_crds
 from .processes import ManagedProcess
+from .realms import Realm
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "primehub"
@@ -57,7 +57,7 @@ async def create(api: KubeAPI, path: str, body: dict) -> None:
 
 def start_hub(
     ground: TestGround,
-    identity: IdentityServerProcess,
+    realm: Realm,
     port: int = 8000,
     internal_port: int = 8081,
     proxy_api_port: int = 8001,
@@ -82,9 +82,9 @@ def start_hub(
         "HUB_COOKIE_SECRET_FILE": str(directory / "cookie_secret"),
         "CONFIGPROXY_COMMAND": str(NODE_BIN / "configurable-http-proxy"),
         "JUPYTERHUB_CRYPT_KEY": crypt_key.read_text(),
-        "KEYCLOAK_URL": identity.url,
-        "KEYCLOAK_REALM": identity.realm,
-        "KEYCLOAK_CLIENT_SECRET": "demo-jupyterhub-secret",
+        "KEYCLOAK_URL": realm.url,
+        "KEYCLOAK_REALM": realm.realm,
+        "KEYCLOAK_CLIENT_SECRET": realm.client_secret,
         "OAUTH_CALLBACK_URL": f"{public}/hub/oauth_callback",
         # The test ground's pods run as root: the notebook server must be told that is fine.
         "SINGLEUSER_CMD": f"{Path(sys.executable).parent / 'jupyterhub-singleuser'} --allow-root",
@@ -105,8 +105,6 @@ def start_hub(
     return hub
 
 
-def prepare_and_start_hub(
-    ground: TestGround, identity: IdentityServerProcess, *ports: int
-) -> ManagedProcess:
+def prepare_and_start_hub(ground: TestGround, realm: Realm, *ports: int) -> ManagedProcess:
     asyncio.run(prepare_cluster(ground))
-    return start_hub(ground, identity, *ports)
+    return start_hub(ground, realm, *ports)

@@ -130,7 +130,7 @@ class HubProcess:
 async def oauth_login(
     http: httpx.AsyncClient, hub_url: str, username: str, password: str | None = None
 ) -> httpx.Response:
-    """Log in at a hub as a browser does: its OAuth login, the identity server's form, back to the
+    """Log in at a hub as a browser does: its OAuth login, Keycloak's form, back to the
     hub's home page (that response, unfollowed). The password defaults to the user name, as in the
     demo realm; cookies stay in ``http``."""
     return await login(

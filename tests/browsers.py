@@ -36,7 +36,7 @@ async def browser():
 
 
 async def logged_in_page(browser, hub_url: str, username: str, screenshot: Path | None = None):
-    """A page logged in as ``username`` through the identity server's login form."""
+    """A page logged in as ``username`` through Keycloak's login form."""
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     await page.goto(f"{hub_url}/hub/oauth_login")
     await page.wait_for_selector("#kc-login")

@@ -41,7 +41,8 @@ class DemoStack:
 
     def start(self, timeout: float = 240) -> DemoStack:
         self.ports = {
-            name: free_port() for name in ("hub", "identity", "hub-internal", "proxy-api")
+            name: free_port()
+            for name in ("hub", "keycloak", "keycloak-management", "hub-internal", "proxy-api")
         }
         command = [sys.executable, "-m", "devstack", "demo", "--state-dir", str(self.state_dir)]
         for name, port in self.ports.items():

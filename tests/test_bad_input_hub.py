@@ -13,11 +13,10 @@ import pytest
 
 from devstack.ground import TestGround
 from devstack.hub import HubProcess
-from devstack.identity.process import IdentityServerProcess
 from devstack.manifests import apply_file, install_crds
+from devstack.realms import RealmFactory
 from devstack.testing import cluster_admin
 from tests.hub_stack import (
-    DEMO_REALM,
     RESOURCES,
     browser_session,
     keycloak_admin,
@@ -159,7 +158,7 @@ async def _kube_objects(ground: TestGround, namespace: str) -> tuple[list[str], 
 
 
 @pytest.fixture(scope="module")
-def stack(test_ground, tmp_path_factory):
+def stack(test_ground, keycloak, tmp_path_factory):
     """One hub for the whole catalogue: alice logged in, nothing launched."""
     directory = tmp_path_factory.mktemp("bad-input")
     namespace = f"bad-input-{secrets.token_hex(3)}"
@@ -171,14 +170,15 @@ def stack(test_ground, tmp_path_factory):
             await apply_file(api, RESOURCES, namespace)
 
     asyncio.run(prepare())
-    identity = IdentityServerProcess(DEMO_REALM, directory / "identity.log").start()
+    realms = RealmFactory(keycloak)
+    realm = realms.create()
     hub = HubProcess(directory / "hub", environment={"KUBECONFIG": str(test_ground.kubeconfig)})
-    hub.config = primehub_config(hub, identity, namespace)
+    hub.config = primehub_config(hub, realm, namespace)
     hub.start()
     asyncio.run(log_in(hub, "alice"))
     yield hub, namespace, test_ground
     hub.stop()
-    identity.stop()
+    realms.delete_all()
 
     async def remove() -> None:
         async with cluster_admin(test_ground) as api:
@@ -259,7 +259,7 @@ async def test_a_valid_launch_works_after_the_whole_catalogue(stack):
 async def test_a_group_left_since_login_is_refused_at_the_next_launch(hub_factory, kube, namespace):
     hub = hub_factory()
     await log_in(hub, "bob")  # bob's only group is ml-team
-    admin = keycloak_admin(hub.identity)
+    admin = keycloak_admin(hub.realm)
     admin.group_user_remove(admin.get_user_id("bob"), admin.get_group_by_path("/ml-team")["id"])
     status, body = hub.api("POST", "users/bob/server", {"user_options": {"group": "ml-team"}})
     assert status == 400

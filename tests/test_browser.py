@@ -3,31 +3,27 @@ group switching, GPU/CPU image availability, launch-link presets with autolaunch
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
-from devstack.testing import DEMO_REALM, eventually
+from devstack.realms import group
+from devstack.testing import eventually
 from tests.browsers import choose_group, logged_in_page
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture
-def realm(tmp_path) -> Path:
+def cpu_image_in_ml_team(realm_factory) -> dict[str, Any]:
     """The demo realm with a CPU-only image in ML Team, so a GPU type can meet a CPU image."""
-    data = yaml.safe_load(DEMO_REALM.read_text())
-    next(g for g in data["groups"] if g["name"] == "ml-team")["realmRoles"].append(
-        "img:datascience"
-    )
-    path = tmp_path / "realm.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    variant = realm_factory.variant()
+    group(variant, "ml-team")["realmRoles"].append("img:datascience")
+    return variant
 
 
-async def test_group_switching_and_gpu_images(browser, hub_factory, realm):
-    hub = hub_factory(realm)
+async def test_group_switching_and_gpu_images(browser, hub_factory, cpu_image_in_ml_team):
+    hub = hub_factory(cpu_image_in_ml_team)
     page = await logged_in_page(browser, hub.url, "alice")
     await page.goto(f"{hub.url}/hub/spawn")
     ml = page.locator('fieldset[data-group="ml-team"]')
@@ -49,8 +45,8 @@ async def test_group_switching_and_gpu_images(browser, hub_factory, realm):
     assert not await ml.locator(".primehub-gpu-warning").is_visible()
 
 
-async def test_launch_link_autolaunch_and_env_rows(browser, hub_factory, realm):
-    hub = hub_factory(realm)
+async def test_launch_link_autolaunch_and_env_rows(browser, hub_factory, cpu_image_in_ml_team):
+    hub = hub_factory(cpu_image_in_ml_team)
     page = await logged_in_page(browser, hub.url, "alice")
     await page.goto(
         f"{hub.url}/hub/primehub/launch?group=phusers&instancetype=cpu-2&image=nope&autolaunch=1"

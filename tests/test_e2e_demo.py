@@ -1,5 +1,5 @@
 """End to end on the demo stack (``python -m devstack demo``: the project's jupyterhub_config.py, the
-identity server, the real API server, the local kubelet) in Playwright with Debian's Chromium.
+Keycloak, the real API server, the local kubelet) in Playwright with Debian's Chromium.
 
 The tests run in order on one stack; screenshots go to ``.demo/screenshots/``."""
 
@@ -68,6 +68,25 @@ async def launch_and_reach_lab(page, user: str = "alice", pending_shot: str | No
         await page.screenshot(path=shot(pending_shot), full_page=True)
     await page.wait_for_url(f"**/user/{user}/lab**", timeout=120_000)
     await page.wait_for_selector(".jp-Launcher", timeout=120_000)
+
+
+async def test_the_demo_runs_real_keycloak(demo_stack):
+    """Keycloak's own login page, and its admin API reporting a Keycloak 26 server."""
+    keycloak = f"http://127.0.0.1:{demo_stack.ports['keycloak']}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        login_page = await http.get(f"{demo_stack.hub_url}/hub/oauth_login", follow_redirects=True)
+        assert str(login_page.url).startswith(f"{keycloak}/realms/primehub/")
+        assert 'id="kc-form-login"' in login_page.text and "/login/keycloak" in login_page.text
+        token = await http.post(
+            f"{keycloak}/realms/master/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": "admin-cli"}
+            | {"username": "admin", "password": "admin"},
+        )
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        info = (await http.get(f"{keycloak}/admin/serverinfo", headers=headers)).json()
+    assert info["systemInfo"]["version"].startswith("26."), info["systemInfo"]
+    assert f"Keycloak {info['systemInfo']['version']}" in demo_stack.log()  # what the demo printed
+    assert f"{keycloak}/admin/master/console/" in demo_stack.log()
 
 
 @pytest.mark.reliability("isolation")
@@ -200,7 +219,7 @@ async def test_phadmin_launches_for_bob_through_the_rest_api(demo_stack):
 async def test_the_demo_stops_every_process_on_sigterm(demo_stack):
     assert demo_stack.stop() == 0, demo_stack.log()[-3000:]
     await asyncio.sleep(1)
-    assert processes_mentioning(str(demo_stack.state_dir)) == []  # cluster, kubelet, pods, identity
-    for port in demo_stack.ports.values():  # the hub, its proxy and the identity server
+    assert processes_mentioning(str(demo_stack.state_dir)) == []  # cluster, kubelet, pods, Keycloak
+    for port in demo_stack.ports.values():  # the hub, its proxy and Keycloak
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -44,13 +44,13 @@ async def private_kube(private_ground: TestGround) -> AsyncIterator[KubeAPI]:
 
 
 @pytest.fixture
-async def hub(private_ground, private_kube, identity_server, tmp_path) -> AsyncIterator[HubProcess]:
+async def hub(private_ground, private_kube, realm, tmp_path) -> AsyncIterator[HubProcess]:
     namespace = f"faults-{secrets.token_hex(3)}"
     await install_crds(private_kube)
     await prepare_namespace(private_kube, namespace)
     hub = HubProcess(tmp_path / "hub", environment={"KUBECONFIG": str(private_ground.kubeconfig)})
     hub.namespace = namespace
-    hub.config = primehub_config(hub, identity_server, namespace)
+    hub.config = primehub_config(hub, realm, namespace)
     hub.start()
     try:
         await log_in(hub, "alice")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
-from devstack.testing import DEMO_REALM, eventually
+from devstack.realms import add_user
+from devstack.testing import eventually
 from tests.browsers import choose_group, logged_in_page
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.browser]
@@ -36,34 +36,25 @@ CRD_API = "/apis/primehub.io/v1alpha1/namespaces"
 
 
 @pytest.fixture
-def realm(tmp_path) -> Path:
-    data = yaml.safe_load(DEMO_REALM.read_text())
+def evil_realm(realm_factory) -> dict[str, Any]:
+    data = realm_factory.variant()
     data["roles"]["realm"] += [{"name": f"{kind}:evil"} for kind in ("it", "img", "ds")]
     data["groups"].append(
         {
             "name": GROUP,
+            "path": f"/{GROUP}",
             "attributes": {
-                "displayName": PAYLOADS["group display name"],
-                "quota-cpu": "2",
-                "enabled-shared-volume": "true",  # no claim exists: a warning names the group
-                "shared-volume-capacity": "1",
+                "displayName": [PAYLOADS["group display name"]],
+                "quota-cpu": ["2"],
+                "enabled-shared-volume": ["true"],  # no claim exists: a warning names the group
+                "shared-volume-capacity": ["1"],
             },
             "realmRoles": ["it:evil", "img:evil", "ds:evil"],
         }
     )
     envs = [{"name": "GREETING", "value": PAYLOADS["user attribute"]}]
-    data["users"].append(
-        {
-            "username": "mallory",
-            "password": "mallory",
-            "email": "mallory@example.org",
-            "groups": [f"/{GROUP}"],
-            "attributes": {"predefinedEnvs": json.dumps(envs)},
-        }
-    )
-    path = tmp_path / "realm.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    add_user(data, "mallory", [f"/{GROUP}"], attributes={"predefinedEnvs": [json.dumps(envs)]})
+    return data
 
 
 async def create_catalog(kube, namespace: str) -> None:
@@ -99,12 +90,12 @@ async def create_catalog(kube, namespace: str) -> None:
 
 @pytest.mark.reliability("injection", cases=len(PAYLOADS) + 1)
 async def test_markup_from_keycloak_and_the_catalog_is_inert(
-    browser, hub_factory, realm, kube, namespace
+    browser, hub_factory, evil_realm, kube, namespace
 ):
     await create_catalog(kube, namespace)
     # The server answers a few seconds after its pod runs: time to read the spawn-pending page.
     hub = hub_factory(
-        realm, cmd=["/bin/sh", "-c", f"sleep 4; exec {sys.executable} -m http.server 8888"]
+        evil_realm, cmd=["/bin/sh", "-c", f"sleep 4; exec {sys.executable} -m http.server 8888"]
     )
     page = await logged_in_page(browser, hub.url, "mallory")
     dialogs: list[str] = []

@@ -12,12 +12,13 @@ import pytest
 import yaml
 
 from devstack.ground import DATA_DIR
+from devstack.realms import demo_realm
 from primehub_spawner.catalog import Catalog, Dataset, Image, InstanceType
 from primehub_spawner.context import GroupContext, LaunchContext, UserContext
 from primehub_spawner.options import OptionError, decide, parse_user_options
 from primehub_spawner.volumes import VolumeSettings, compose_volumes
 
-REALM = yaml.safe_load((DATA_DIR / "realm.yaml").read_text())
+REALM = demo_realm()
 KINDS = {"InstanceType": InstanceType, "Image": Image, "Dataset": Dataset}
 OBJECTS = [o for o in yaml.safe_load_all((DATA_DIR / "resources.yaml").read_text()) if o]
 CATALOG = Catalog(
@@ -50,15 +51,15 @@ OWN = {
 
 def _group(name: str) -> GroupContext:
     raw = next(g for g in REALM["groups"] if g["name"] == name)
-    attributes = {k: [str(v)] for k, v in (raw.get("attributes") or {}).items()}
     return GroupContext.build(
-        {"id": name, "name": name, "path": f"/{name}", "attributes": attributes}, raw["realmRoles"]
+        {"id": name, "name": name, "path": f"/{name}", "attributes": raw.get("attributes", {})},
+        raw["realmRoles"],
     )
 
 
 def _context(username: str) -> LaunchContext:
     user = next(u for u in REALM["users"] if u["username"] == username)
-    groups = [g.strip("/") for g in user.get("groups", [])]
+    groups = [g.strip("/") for g in user.get("groups", []) if g != "/everyone"]
     return LaunchContext(
         user=UserContext(username, username),
         groups=tuple(_group(g) for g in groups),

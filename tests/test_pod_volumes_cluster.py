@@ -141,18 +141,17 @@ async def test_phfs_folders_are_per_group(hub_factory, kube, namespace, test_gro
 
 
 async def test_adversarial_names_pass_the_api_server(
-    hub_factory, kube, namespace, test_ground, tmp_path
+    hub_factory, kube, namespace, test_ground, realm_factory
 ):
-    import yaml
-
+    from devstack.realms import add_user
     from primehub_spawner.volumes import group_path_name
-    from tests.hub_stack import DEMO_REALM
 
     weird_group = "Data_Science Ω Team"
-    realm = yaml.safe_load(DEMO_REALM.read_text())
+    realm = realm_factory.variant()
     realm["groups"].append(
         {
             "name": weird_group,
+            "path": f"/{weird_group}",
             "realmRoles": ["it:cpu-1", "ds:rw:scratch", "ds:imagenet-mini"],
             "attributes": {
                 "enabled-shared-volume": ["true"],
@@ -161,15 +160,11 @@ async def test_adversarial_names_pass_the_api_server(
             },
         }
     )
-    realm["users"].append(
-        {"username": "erin.o_brien", "password": "erin.o_brien", "groups": [f"/{weird_group}"]}
-    )
-    realm_file = tmp_path / "weird.yaml"
-    realm_file.write_text(yaml.safe_dump(realm))
+    add_user(realm, "erin.o_brien", [f"/{weird_group}"])
     slug = group_path_name(weird_group)
     await make_claim(kube, namespace, f"project-{slug}")
     await make_claim(kube, namespace, "dataset-scratch")
-    hub = hub_factory(realm_file, cmd=PROBING)
+    hub = hub_factory(realm, cmd=PROBING)
     await log_in(hub, "erin.o_brien")
     status, body = hub.api(
         "POST",

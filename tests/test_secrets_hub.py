@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from devstack.hub import HubProcess
-from tests.hub_stack import DEMO_CLIENT_SECRET, browser_session, log_in, primehub_config
+from devstack.realms import DEMO_CLIENT_SECRET
+from tests.hub_stack import browser_session, log_in, primehub_config
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -38,12 +39,12 @@ async def test_tokens_and_the_client_secret_appear_in_no_log_or_page(hub_factory
 
 
 @pytest.mark.reliability("secrets")
-async def test_the_hub_refuses_to_start_without_a_crypt_key(identity_server, tmp_path, test_ground):
+async def test_the_hub_refuses_to_start_without_a_crypt_key(realm, tmp_path, test_ground):
     hub = HubProcess(
         tmp_path / "hub",
         environment={"KUBECONFIG": str(test_ground.kubeconfig), "JUPYTERHUB_CRYPT_KEY": ""},
     )
-    hub.config = primehub_config(hub, identity_server, "default")
+    hub.config = primehub_config(hub, realm, "default")
     with pytest.raises(RuntimeError, match="exited"):
         hub.start(timeout=60)
     assert "JUPYTERHUB_CRYPT_KEY" in (hub.directory / "jupyterhub.log").read_text()
