@@ -22,21 +22,37 @@ from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError, KeycloakGetError, raise_error_from_response
 
 from .context import GroupContext, LaunchContext, UserContext
+from .user_profile import ENV_PRESETS, UserProfile, dropped_warning
 
 log = logging.getLogger("primehub_spawner.keycloak")
 T = TypeVar("T")
 
+# The realm-management roles of the client's service account, by call.
+READ_ROLE = "view-users"
+WRITE_ROLE = "manage-users"
+SERVICE_ACCOUNT_ROLES = (READ_ROLE, WRITE_ROLE)
+
 
 class IdentityServiceError(Exception):
     """Keycloak could not answer a call the launch context needs (unreachable, refusing, or the
-    service account lacks a role). ``call`` says which."""
+    service account lacks a role). ``call`` says which; a refusal (403) names the role it needs."""
 
-    def __init__(self, call: str, cause: BaseException) -> None:
+    def __init__(self, call: str, cause: BaseException, role: str = READ_ROLE) -> None:
         self.call = call
         self.cause = cause
         status = getattr(cause, "response_code", None)
         detail = f"HTTP {status}" if status else type(cause).__name__
-        super().__init__(f"Keycloak admin API: {call} failed ({detail}: {cause})")
+        needs = (
+            f"; the client's service account needs the realm-management role {role}"
+            if status == 403
+            else ""
+        )
+        super().__init__(f"Keycloak admin API: {call} failed ({detail}: {cause}){needs}")
+
+
+def env_presets_value(env: tuple[tuple[str, str], ...]) -> str:
+    """The ``predefinedEnvs`` attribute for these variables, in PrimeHub's JSON."""
+    return json.dumps([{"name": name, "value": value} for name, value in env])
 
 
 @dataclass(frozen=True)
@@ -94,18 +110,63 @@ class KeycloakDirectory:
         self._group_roles: dict[str, tuple[float, frozenset[str]]] = {}
         self._global: tuple[float, dict[str, Any]] | None = None
         self._in_flight: dict[str, asyncio.Future[frozenset[str]]] = {}
+        self._profile: tuple[float, UserProfile | None] | None = None
+        self._profile_read: asyncio.Future[UserProfile | None] | None = None
+        self._warned: set[str] = set()
 
-    async def _call(self, what: str, call: Awaitable[T]) -> T:
+    async def _call(self, what: str, call: Awaitable[T], role: str = READ_ROLE) -> T:
         try:
             return await call
         except (KeycloakError, OSError, TimeoutError) as error:
-            raise IdentityServiceError(what, error) from error
+            raise IdentityServiceError(what, error, role) from error
         except Exception as error:  # httpx transport errors and python-keycloak's TypeErrors
             if type(error).__module__.startswith(("httpx", "httpcore", "keycloak")) or isinstance(
                 error, TypeError
             ):
-                raise IdentityServiceError(what, error) from error
+                raise IdentityServiceError(what, error, role) from error
             raise
+
+    def _warn_once(self, key: str, message: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+    @property
+    def user_profile(self) -> UserProfile | None:
+        """The realm's user-profile rules, once read (None before, or when they could not be)."""
+        return self._profile[1] if self._profile else None
+
+    async def check_user_profile(self) -> UserProfile | None:
+        """Read the realm's user profile (once per ``group_cache_ttl``) and warn, once, when it
+        drops attributes the plugin reads. Never fails a login: a profile that cannot be read is
+        logged and skipped."""
+        if self._profile and time.monotonic() - self._profile[0] < self.group_cache_ttl:
+            return self._profile[1]
+        if self._profile_read is None:  # one read however many logins wait for it
+            self._profile_read = asyncio.ensure_future(self._read_user_profile())
+            self._profile_read.add_done_callback(lambda _: setattr(self, "_profile_read", None))
+        return await asyncio.shield(self._profile_read)
+
+    async def _read_user_profile(self) -> UserProfile | None:
+        profile: UserProfile | None = None
+        try:
+            config = await self._raw_get(
+                "reading the realm's user profile", f"admin/realms/{self.realm}/users/profile"
+            )
+            profile = UserProfile.from_config(config)
+        except IdentityServiceError as error:
+            self._warn_once(
+                "profile-unreadable", "Cannot check the realm's user profile: %s", error
+            )
+        self._profile = (time.monotonic(), profile)
+        if profile and profile.dropped():
+            self._warn_once("dropped", "%s", dropped_warning(self.realm, profile.dropped()))
+        return profile
+
+    def env_presets_limit(self) -> int | None:
+        """The most characters Keycloak keeps in ``predefinedEnvs``, if known."""
+        profile = self.user_profile
+        return profile.rule(ENV_PRESETS).max_length if profile else None
 
     async def _raw_get(self, what: str, path: str) -> Any:
         async def get() -> Any:
@@ -156,8 +217,11 @@ class KeycloakDirectory:
         return await self._call("looking up the user", self.admin.a_get_user_id(username))
 
     async def launch_context(self, user_id: str, token_claims: Mapping[str, Any]) -> LaunchContext:
-        """The user's groups with their settings and grants, the global group, her attributes."""
-        user, groups, effective = await asyncio.gather(
+        """The user's groups with their settings and grants, the global group, her attributes.
+
+        The first one also reads the realm's user profile, to warn about attributes it drops."""
+        first = () if self._profile else (self.check_user_profile(),)
+        user, groups, effective, *_ = await asyncio.gather(
             self._call("reading the user", self.admin.a_get_user(user_id)),
             self._call(
                 "reading the user's groups",
@@ -167,6 +231,7 @@ class KeycloakDirectory:
                 "reading the user's effective realm roles",
                 self.admin.a_get_composite_realm_roles_of_user(user_id),
             ),
+            *first,
         )
         effective_roles = frozenset(role["name"] for role in effective)
         global_raw = next((g for g in groups if g["path"] == f"/{self.global_group}"), None)
@@ -197,14 +262,23 @@ class KeycloakDirectory:
             user=UserContext.build(user, admin), groups=contexts, global_group=global_context
         )
 
-    async def save_env_presets(self, user_id: str, envs: list[dict[str, str]]) -> None:
-        """Store the user's environment rows as the ``predefinedEnvs`` attribute (PrimeHub's JSON).
+    async def save_env_presets(self, user_id: str, env: tuple[tuple[str, str], ...]) -> bool:
+        """Store the user's environment variables as the ``predefinedEnvs`` attribute (PrimeHub's
+        JSON); False, with a warning, when the realm's user profile would drop it.
 
         The whole representation is sent back, as Keycloak (≥ 24) replaces what a PUT omits.
         Needs the service account's ``manage-users`` role."""
+        profile = await self.check_user_profile()
+        if profile is not None and not profile.rule(ENV_PRESETS).writable:
+            self._warn_once(
+                "presets-dropped",
+                "Environment presets are not saved: %s",
+                dropped_warning(self.realm, [ENV_PRESETS]),
+            )
+            return False
         user = await self._call("reading the user", self.admin.a_get_user(user_id))
         attributes = dict(user.get("attributes") or {})
-        attributes["predefinedEnvs"] = [json.dumps(envs)]
+        attributes[ENV_PRESETS] = [env_presets_value(env)]
         payload = {
             key: user[key]
             for key in ("username", "firstName", "lastName", "email", "enabled", "emailVerified")
@@ -212,8 +286,11 @@ class KeycloakDirectory:
         }
         payload["attributes"] = attributes
         await self._call(
-            "saving the user's environment presets", self.admin.a_update_user(user_id, payload)
+            "saving the user's environment presets",
+            self.admin.a_update_user(user_id, payload),
+            WRITE_ROLE,
         )
+        return True
 
     async def close(self) -> None:
         await self.connection.aclose()

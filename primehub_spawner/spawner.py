@@ -18,10 +18,12 @@ from . import compose, form, volumes
 from .authenticator import PrimeHubAuthenticator, launch_context
 from .context import LaunchContext
 from .environment import env_bool, env_str
+from .keycloak import env_presets_value
 from .options import OptionError, decide, parse_user_options
 from .outages import outage_is_503
 from .quota import GroupUsage, Ledger, Usage, exceeded, usage
 from .reflector import CatalogCache
+from .user_profile import ENV_PRESETS
 
 
 class PrimeHubSpawner(KubeSpawner):
@@ -178,6 +180,9 @@ class PrimeHubSpawner(KubeSpawner):
             with outage_is_503("checking the launch"):
                 catalog = (await CatalogCache.shared(self.namespace)).snapshot()
             choice = decide(request, context, catalog, last_group=self.launch_group)
+            saves_presets = "env" in (user_options or {}) and request.env != context.user.envs
+            if saves_presets:
+                self._check_presets_fit(request.env)
         except OptionError as error:
             raise _refusal(error) from None
         pod = volumes.compose_volumes(choice, context, self._volume_settings(), request.safe_mode)
@@ -200,7 +205,7 @@ class PrimeHubSpawner(KubeSpawner):
         self.launch_group = choice.group
         self.primehub_presets = form.Presets()
         self.orm_spawner.user_options = self.user_options
-        if "env" in (user_options or {}) and request.env != context.user.envs:
+        if saves_presets:
             self._save_env_presets(context.user.id, request.env)
 
     def _settings(
@@ -294,16 +299,28 @@ class PrimeHubSpawner(KubeSpawner):
         async for event in super().progress():
             yield event
 
+    def _check_presets_fit(self, env: tuple[tuple[str, str], ...]) -> None:
+        """Refuse variables that Keycloak would not store as the user's presets (its limit on
+        ``predefinedEnvs``, from the realm's user profile), rather than lose them silently."""
+        directory = getattr(self.authenticator, "directory", None)
+        limit = directory.env_presets_limit() if directory is not None else None
+        size = len(env_presets_value(env))
+        if limit is not None and size > limit:
+            raise OptionError(
+                "env",
+                f"saved as your presets these variables take {size:,} characters; Keycloak keeps "
+                f"at most {limit:,} in the user attribute {ENV_PRESETS}",
+            )
+
     def _save_env_presets(self, user_id: str, env: tuple[tuple[str, str], ...]) -> None:
         """Save the env rows as the user's presets, in the background (never delays the spawn)."""
         directory = getattr(self.authenticator, "directory", None)
         if directory is None:
             return
-        rows = [{"name": name, "value": value} for name, value in env]
 
         async def save() -> None:
             try:
-                await directory.save_env_presets(user_id, rows)
+                await directory.save_env_presets(user_id, env)
             except Exception as error:
                 self.log.warning(
                     "Could not save the environment presets of %s: %s", self.user.name, error

@@ -19,6 +19,7 @@ from devstack.keycloak import ADMIN_PASSWORD, ADMIN_USER
 from devstack.manifests import apply_file, install_crds
 from devstack.realms import Realm, RealmFactory, group
 from devstack.toxiproxy import Proxy
+from primehub_spawner.keycloak import KeycloakDirectory
 
 RESOURCES = DATA_DIR / "resources.yaml"
 
@@ -36,6 +37,12 @@ def keycloak_admin(realm: Realm) -> KeycloakAdmin:
             password=ADMIN_PASSWORD,
         )
     )
+
+
+def directory_for(realm: Realm, **options: Any) -> KeycloakDirectory:
+    """The plugin's admin-API reader on ``realm``, as the hub's authenticator makes it."""
+    options.setdefault("client_secret", realm.client_secret)
+    return KeycloakDirectory(realm.url, realm.realm, realm.client_id, **options)
 
 
 def realm_with(realm_factory: RealmFactory, **group_attributes: dict[str, str]) -> dict[str, Any]:
