@@ -117,6 +117,27 @@ def primehub_config(
     )
 
 
+def mock_spawner_hub(
+    realm: Realm, directory, public: Realm | None = None, **settings
+) -> HubProcess:
+    """A hub with MockSpawner on ``realm``; ``public``: the realm as browsers reach it, when the
+    hub's own calls go through a proxy."""
+    hub = HubProcess(directory)
+    lines = [
+        'c.JupyterHub.authenticator_class = "primehub"',
+        'c.JupyterHub.spawner_class = "jupyterhub.tests.mocking.MockSpawner"',
+        'c.JupyterHub.default_url = "/hub/home"',
+        f"c.PrimeHubAuthenticator.keycloak_url = {realm.url!r}",
+        f"c.PrimeHubAuthenticator.keycloak_public_url = {(public or realm).url!r}",
+        f"c.PrimeHubAuthenticator.realm = {realm.realm!r}",
+        f"c.PrimeHubAuthenticator.client_secret = {realm.client_secret!r}",
+        f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
+        *(f"c.PrimeHubAuthenticator.{key} = {value!r}" for key, value in settings.items()),
+    ]
+    hub.config = "\n".join(lines)
+    return hub.start()
+
+
 async def log_in(hub: HubProcess, *usernames: str) -> None:
     """Log each user in once, so the hub knows them (and holds their launch context)."""
     for username in usernames:

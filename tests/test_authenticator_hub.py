@@ -17,27 +17,9 @@ from devstack.realms import Realm, service_account
 from devstack.testing import http_client
 from primehub_spawner.context import LaunchContext
 from tests.hub_stack import keycloak_admin
+from tests.hub_stack import mock_spawner_hub as hub_for
 
 pytestmark = pytest.mark.slow
-
-
-def hub_for(realm: Realm, directory, public: Realm | None = None, **settings) -> HubProcess:
-    """A hub with MockSpawner on ``realm``; ``public``: the realm as browsers reach it, when the
-    hub's own calls go through a proxy."""
-    hub = HubProcess(directory)
-    lines = [
-        'c.JupyterHub.authenticator_class = "primehub"',
-        'c.JupyterHub.spawner_class = "jupyterhub.tests.mocking.MockSpawner"',
-        'c.JupyterHub.default_url = "/hub/home"',
-        f"c.PrimeHubAuthenticator.keycloak_url = {realm.url!r}",
-        f"c.PrimeHubAuthenticator.keycloak_public_url = {(public or realm).url!r}",
-        f"c.PrimeHubAuthenticator.realm = {realm.realm!r}",
-        f"c.PrimeHubAuthenticator.client_secret = {realm.client_secret!r}",
-        f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
-        *(f"c.PrimeHubAuthenticator.{key} = {value!r}" for key, value in settings.items()),
-    ]
-    hub.config = "\n".join(lines)
-    return hub.start()
 
 
 @pytest.fixture
@@ -194,8 +176,11 @@ async def test_outage_during_refresh_is_ridden_out_within_the_grace_period(
 
 async def test_logout_ends_the_keycloak_session(stack):
     hub, server = stack
+    admin = keycloak_admin(server)
+    alice = admin.get_user_id("alice")
     async with httpx.AsyncClient() as http:
         await hub_login(hub, "alice", http)
+        assert len(admin.get_sessions(alice)) == 1
         logout = await http.get(f"{hub.url}/hub/logout")
         assert logout.status_code == 302
         end_session = logout.headers["location"]
@@ -203,6 +188,7 @@ async def test_logout_ends_the_keycloak_session(stack):
         assert "id_token_hint=" in end_session
         back = await http.get(end_session)
         assert back.status_code == 302 and back.headers["location"] == f"{hub.url}/hub/login"
+        assert admin.get_sessions(alice) == []  # Keycloak's own record: no session left
         with pytest.raises(LoginFailed):  # the Keycloak session is over: the form asks again
             await login(http, f"{hub.url}/hub/oauth_login", "alice", "wrong")
 
