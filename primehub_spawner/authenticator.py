@@ -63,8 +63,9 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     as a compact launch context in the encrypted ``auth_state``. JupyterHub groups mirror the user's
     Keycloak groups (the global group excluded); hub admin follows :attr:`admin_role`.
 
-    The client needs a service account with the ``realm-management`` roles ``view-users`` and
-    ``query-groups``.
+    The client needs a service account with the ``realm-management`` role ``view-users`` (and
+    ``manage-users`` to save environment presets), and the realm's user profile must keep the
+    user attributes the plugin reads (see :mod:`primehub_spawner.user_profile`).
     """
 
     login_service = Unicode("PrimeHub", config=True, help="Name on the login button.")
