@@ -140,12 +140,15 @@ class KeycloakDirectory:
         """Read the realm's user profile (once per ``group_cache_ttl``) and warn, once, when it
         drops attributes the plugin reads. Never fails a login: a profile that cannot be read is
         logged and skipped."""
-        if self._profile and time.monotonic() - self._profile[0] < self.group_cache_ttl:
-            return self._profile[1]
+        if self._profile_is_fresh():
+            return self.user_profile
         if self._profile_read is None:  # one read however many logins wait for it
             self._profile_read = asyncio.ensure_future(self._read_user_profile())
             self._profile_read.add_done_callback(lambda _: setattr(self, "_profile_read", None))
         return await asyncio.shield(self._profile_read)
+
+    def _profile_is_fresh(self) -> bool:
+        return bool(self._profile) and time.monotonic() - self._profile[0] < self.group_cache_ttl
 
     async def _read_user_profile(self) -> UserProfile | None:
         profile: UserProfile | None = None
@@ -159,8 +162,9 @@ class KeycloakDirectory:
                 "profile-unreadable", "Cannot check the realm's user profile: %s", error
             )
         self._profile = (time.monotonic(), profile)
-        if profile and profile.dropped():
-            self._warn_once("dropped", "%s", dropped_warning(self.realm, profile.dropped()))
+        dropped = profile.dropped() if profile else []
+        if dropped:  # once per process for each set of dropped attributes
+            self._warn_once(f"dropped:{dropped}", "%s", dropped_warning(self.realm, dropped))
         return profile
 
     def env_presets_limit(self) -> int | None:
@@ -219,8 +223,9 @@ class KeycloakDirectory:
     async def launch_context(self, user_id: str, token_claims: Mapping[str, Any]) -> LaunchContext:
         """The user's groups with their settings and grants, the global group, her attributes.
 
-        The first one also reads the realm's user profile, to warn about attributes it drops."""
-        first = () if self._profile else (self.check_user_profile(),)
+        The first one (and the first after ``group_cache_ttl``) also reads the realm's user
+        profile, to warn about attributes it drops."""
+        first = () if self._profile_is_fresh() else (self.check_user_profile(),)
         user, groups, effective, *_ = await asyncio.gather(
             self._call("reading the user", self.admin.a_get_user(user_id)),
             self._call(

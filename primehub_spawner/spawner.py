@@ -20,7 +20,7 @@ from .context import LaunchContext
 from .environment import env_bool, env_str
 from .keycloak import env_presets_value
 from .options import OptionError, decide, parse_user_options
-from .outages import outage_is_503
+from .outages import is_outage, outage_is_503
 from .quota import GroupUsage, Ledger, Usage, exceeded, usage
 from .reflector import CatalogCache
 from .user_profile import ENV_PRESETS
@@ -384,6 +384,37 @@ class PrimeHubSpawner(KubeSpawner):
         loaded = current.first_load_future if current is not None else None
         failed = loaded is not None and loaded.done() and (loaded.cancelled() or loaded.exception())
         return await super()._start_reflector(kind, *args, replace=replace or failed, **kwargs)
+
+    async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> bool:
+        """KubeSpawner's, tried again when the API server drops the request.
+
+        The API server may die after storing the pod and before answering: KubeSpawner would fail
+        the spawn on the broken connection. Retried, the create finds the pod (409), which
+        KubeSpawner deletes and creates again, so one pod runs."""
+        return await self._retried_on_outage(
+            "creating the pod", super()._make_create_pod_request(pod, request_timeout)
+        )
+
+    async def _make_create_pvc_request(self, pvc: Any, request_timeout: float) -> bool:
+        """KubeSpawner's, tried again when the API server drops the request (a claim created
+        before the connection broke is found on the retry, as KubeSpawner expects)."""
+        return await self._retried_on_outage(
+            "creating the home claim", super()._make_create_pvc_request(pvc, request_timeout)
+        )
+
+    async def _retried_on_outage(self, doing: str, request: Any) -> bool:
+        try:
+            return await request
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            self.log.warning(
+                "%s: the Kubernetes API failed while %s (%r); trying again",
+                self._log_name,
+                doing,
+                error,
+            )
+            return False  # KubeSpawner's exponential_backoff tries again
 
     async def start(self) -> Any:
         try:

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import secrets
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import yaml
 
 from devstack.demo_hub import CLAIMS, prepare_namespace
 from devstack.ground import TestGround
@@ -23,6 +25,7 @@ from devstack.hub import HubProcess
 from devstack.kubeapi import KubeAPI
 from devstack.manifests import install_crds
 from devstack.testing import cluster_admin, eventually, started_ground
+from devstack.toxiproxy import Proxy
 from tests.hub_stack import browser_session, log_in, primehub_config, spawn_counts
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -43,12 +46,15 @@ async def private_kube(private_ground: TestGround) -> AsyncIterator[KubeAPI]:
         yield api
 
 
-@pytest.fixture
-async def hub(private_ground, private_kube, realm, tmp_path) -> AsyncIterator[HubProcess]:
+@contextlib.asynccontextmanager
+async def running_hub(
+    ground: TestGround, kube: KubeAPI, realm, directory, kubeconfig
+) -> AsyncIterator[HubProcess]:
+    """The plugin's hub on ``ground`` (reached through ``kubeconfig``), alice logged in."""
     namespace = f"faults-{secrets.token_hex(3)}"
-    await install_crds(private_kube)
-    await prepare_namespace(private_kube, namespace)
-    hub = HubProcess(tmp_path / "hub", environment={"KUBECONFIG": str(private_ground.kubeconfig)})
+    await install_crds(kube)
+    await prepare_namespace(kube, namespace)
+    hub = HubProcess(directory, environment={"KUBECONFIG": str(kubeconfig)})
     hub.namespace = namespace
     hub.config = primehub_config(hub, realm, namespace)
     hub.start()
@@ -57,8 +63,35 @@ async def hub(private_ground, private_kube, realm, tmp_path) -> AsyncIterator[Hu
         yield hub
     finally:
         hub.stop()
-        if not private_ground.cluster.running():
-            private_ground.cluster.start_apiserver()
+        if not ground.cluster.running():
+            ground.cluster.start_apiserver()
+
+
+@pytest.fixture
+async def hub(private_ground, private_kube, realm, tmp_path) -> AsyncIterator[HubProcess]:
+    async with running_hub(
+        private_ground, private_kube, realm, tmp_path / "hub", private_ground.kubeconfig
+    ) as hub:
+        yield hub
+
+
+@pytest.fixture
+async def hub_behind_a_proxy(
+    private_ground, private_kube, realm, toxiproxy, tmp_path
+) -> AsyncIterator[tuple[HubProcess, Proxy]]:
+    """The hub reaching the API server through Toxiproxy (TLS passes through, to 127.0.0.1)."""
+    proxy = toxiproxy.proxy(urllib.parse.urlsplit(private_ground.cluster.server).netloc)
+    config = yaml.safe_load(private_ground.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    try:
+        async with running_hub(
+            private_ground, private_kube, realm, tmp_path / "hub", kubeconfig
+        ) as hub:
+            yield hub, proxy
+    finally:
+        proxy.delete()
 
 
 @contextlib.asynccontextmanager
@@ -135,6 +168,30 @@ async def test_an_outage_in_the_middle_of_a_spawn_is_ridden_out(hub, private_gro
     await assert_one_clean_server(hub, private_kube)
     assert counted(hub) == {"success/": 1}
     assert "Error when watching resources, retrying" in hub.log()  # the outage reached the hub
+
+
+@pytest.mark.reliability("faults")
+async def test_the_api_server_dropping_the_pods_create_request_is_ridden_out(
+    hub_behind_a_proxy, private_kube
+):
+    """The API server stores the pod, and the connection breaks before its answer reaches the hub
+    (an API server dying mid-request): the spawn completes with one pod."""
+    hub, proxy = hub_behind_a_proxy
+    proxy.latency(1.5)  # every answer reaches the hub 1.5 s late
+    spawn = asyncio.ensure_future(
+        asyncio.to_thread(hub.api, "POST", "users/alice/server", {"user_options": {}})
+    )
+    await eventually(
+        lambda: names(private_kube, hub.namespace, "pods"), interval=0.02, what="the pod"
+    )
+    proxy.disable()  # the pod is stored; the answer to its create is still on the way
+    await asyncio.sleep(2)
+    proxy.reset()
+    status, body = await spawn
+    assert status in (201, 202), body
+    assert "the Kubernetes API failed while creating the pod" in hub.log()
+    await assert_one_clean_server(hub, private_kube)
+    assert counted(hub) == {"success/": 1}
 
 
 @pytest.mark.reliability("faults")

@@ -34,3 +34,11 @@ def test_the_readme_states_the_suites_reliability_figures():
     }
     assert set(suite) == set(KINDS)  # every kind has tests, and the pattern reads them
     assert stated == suite
+
+
+def test_the_readme_names_the_pinned_keycloak_version():
+    from devstack.keycloak import KEYCLOAK_VERSION
+
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"Keycloak\*{0,2} (\d+\.\d+\.\d+)", readme))
+    assert named == {KEYCLOAK_VERSION}
