@@ -29,7 +29,8 @@ from .processes import ManagedProcess, free_port
 DATA_DIR = Path(__file__).resolve().parent / "data"
 KEYCLOAK_VERSION = (DATA_DIR / "keycloak-version").read_text().strip()
 # Debian's OpenJDK 17, which Keycloak 26 supports, whatever else lies in /usr/lib/jvm.
-JAVA_HOME = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+_DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+JAVA_HOME = Path(f"/usr/lib/jvm/java-17-openjdk-{_DEBIAN_ARCH}")
 BUILT_MARKER = ".primehub-built"
 # The bootstrap admin of the master realm (the demo prints it; test servers use it too).
 ADMIN_USER = "admin"
@@ -47,14 +48,17 @@ def keycloak_distribution() -> Path:
 
 
 def _link_home(distribution: Path, home: Path) -> None:
-    """``home`` as hard links to ``distribution``, keeping ``home/data`` (the instance's state)."""
+    """``home`` as hard links to ``distribution`` (a copy on another file system), keeping
+    ``home/data`` (the instance's state)."""
     home.mkdir(parents=True, exist_ok=True)
     for entry in home.iterdir():
         if entry.name != "data":
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    same_device = os.stat(distribution).st_dev == os.stat(home).st_dev
     for entry in distribution.iterdir():
         if entry.name != "data":
-            subprocess.run(["cp", "-al", str(entry), str(home / entry.name)], check=True)
+            mode = "-al" if same_device else "-a"
+            subprocess.run(["cp", mode, str(entry), str(home / entry.name)], check=True)
     (home / "data").mkdir(exist_ok=True)
 
 
@@ -187,7 +191,18 @@ class KeycloakProcess:
 
     def request_counts(self) -> dict[tuple[str, str], int]:
         """Requests served so far by (method, URI template), from Keycloak's own metrics
-        (``http_server_requests_seconds_count``)."""
+        (``http_server_requests_seconds_count``), once two readings 0.1 s apart agree: Keycloak
+        counts a request when its answer has been written, which may be just after the client
+        has it."""
+        counts = self._request_counts()
+        while True:
+            time.sleep(0.1)
+            again = self._request_counts()
+            if again == counts:
+                return counts
+            counts = again
+
+    def _request_counts(self) -> dict[tuple[str, str], int]:
         text = httpx.get(f"{self.management_url}/metrics", timeout=10).text
         counts: dict[tuple[str, str], int] = {}
         for line in text.splitlines():

@@ -58,15 +58,14 @@ class ToxiproxyProcess:
         return response.json() if response.content else None
 
     def proxy(self, upstream: str) -> Proxy:
-        """A new proxy on a free loopback port to ``upstream`` (``host:port``)."""
+        """A new proxy on a loopback port of the kernel's choice to ``upstream`` (``host:port``)."""
         name = f"p-{secrets.token_hex(4)}"
-        port = free_port()
-        self.call(
+        created = self.call(
             "POST",
             "/proxies",
-            {"name": name, "listen": f"127.0.0.1:{port}", "upstream": upstream, "enabled": True},
+            {"name": name, "listen": "127.0.0.1:0", "upstream": upstream, "enabled": True},
         )
-        return Proxy(self, name, port)
+        return Proxy(self, name, int(created["listen"].rsplit(":", 1)[1]))
 
 
 @dataclass
@@ -84,9 +83,6 @@ class Proxy:
     def disable(self) -> None:
         """Close the listener and every connection: the upstream is down, as clients see it."""
         self.server.call("POST", f"/proxies/{self.name}", {"enabled": False})
-
-    def enable(self) -> None:
-        self.server.call("POST", f"/proxies/{self.name}", {"enabled": True})
 
     def add_toxic(self, kind: str, stream: str = "downstream", **attributes: Any) -> str:
         """Add a toxic (``latency``, ``timeout``, ``reset_peer``, …); returns its name."""
@@ -108,14 +104,22 @@ class Proxy:
         """Delay every answer by ``seconds``."""
         return self.add_toxic("latency", latency=int(seconds * 1000))
 
-    def remove_toxic(self, name: str) -> None:
-        self.server.call("DELETE", f"/proxies/{self.name}/toxics/{name}")
-
-    def reset(self) -> None:
-        """No toxics, enabled."""
-        for toxic in self.server.call("GET", f"/proxies/{self.name}/toxics"):
-            self.remove_toxic(toxic["name"])
-        self.enable()
+    def replace(self) -> None:
+        """The same proxy made anew, enabled and without toxics: every connection cut, then new
+        ones served at once. (Removing a latency toxic waits for the data it holds, which a
+        streaming connection never stops sending.)"""
+        proxy = self.server.call("GET", f"/proxies/{self.name}")
+        self.delete()
+        self.server.call(
+            "POST",
+            "/proxies",
+            {
+                "name": self.name,
+                "listen": proxy["listen"],
+                "upstream": proxy["upstream"],
+                "enabled": True,
+            },
+        )
 
     def delete(self) -> None:
         self.server.call("DELETE", f"/proxies/{self.name}")

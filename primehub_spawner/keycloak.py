@@ -151,26 +151,37 @@ class KeycloakDirectory:
         return bool(self._profile) and time.monotonic() - self._profile[0] < self.group_cache_ttl
 
     async def _read_user_profile(self) -> UserProfile | None:
-        profile: UserProfile | None = None
         try:
             config = await self._raw_get(
                 "reading the realm's user profile", f"admin/realms/{self.realm}/users/profile"
             )
             profile = UserProfile.from_config(config)
-        except IdentityServiceError as error:
+        except (IdentityServiceError, ValueError, TypeError, AttributeError) as error:
             self._warn_once(
                 "profile-unreadable", "Cannot check the realm's user profile: %s", error
             )
+            profile = self.user_profile  # the last one read, if any, until the next try
+            self._profile = (time.monotonic(), profile)
+            return profile
+        self._warned.discard("profile-unreadable")
         self._profile = (time.monotonic(), profile)
-        dropped = profile.dropped() if profile else []
-        if dropped:  # once per process for each set of dropped attributes
+        dropped = profile.dropped()
+        if dropped:  # once for each set of dropped attributes, until the realm keeps them again
             self._warn_once(f"dropped:{dropped}", "%s", dropped_warning(self.realm, dropped))
+        else:
+            self._warned = {
+                key
+                for key in self._warned
+                if not key.startswith("dropped:") and key != "presets-dropped"
+            }
         return profile
 
     def env_presets_limit(self) -> int | None:
-        """The most characters Keycloak keeps in ``predefinedEnvs``, if known."""
+        """The most characters Keycloak keeps in ``predefinedEnvs``, if known (None also when the
+        realm does not keep it at all: nothing is saved then, so nothing needs to fit)."""
         profile = self.user_profile
-        return profile.rule(ENV_PRESETS).max_length if profile else None
+        rule = profile.rule(ENV_PRESETS) if profile else None
+        return rule.max_length if rule and rule.writable else None
 
     async def _raw_get(self, what: str, path: str) -> Any:
         async def get() -> Any:

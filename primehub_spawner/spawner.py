@@ -82,6 +82,7 @@ class PrimeHubSpawner(KubeSpawner):
     ledger: ClassVar[Ledger] = Ledger()
     _background: ClassVar[set[asyncio.Future[None]]] = set()
     launch_group: str | None = None
+    _starting: bool = False
     primehub_presets: form.Presets = form.Presets()
 
     _per_spawn: ClassVar[tuple[str, ...]] = (
@@ -390,7 +391,8 @@ class PrimeHubSpawner(KubeSpawner):
 
         The API server may die after storing the pod and before answering: KubeSpawner would fail
         the spawn on the broken connection. Retried, the create finds the pod (409), which
-        KubeSpawner deletes and creates again, so one pod runs."""
+        KubeSpawner deletes and creates again, so one pod runs. An error answer (an
+        ``ApiException``, 5xx included) is left to KubeSpawner as before."""
         return await self._retried_on_outage(
             "creating the pod", super()._make_create_pod_request(pod, request_timeout)
         )
@@ -406,7 +408,7 @@ class PrimeHubSpawner(KubeSpawner):
         try:
             return await request
         except Exception as error:
-            if not is_outage(error):
+            if isinstance(error, ApiException) or not is_outage(error):
                 raise
             self.log.warning(
                 "%s: the Kubernetes API failed while %s (%r); trying again",
@@ -417,13 +419,18 @@ class PrimeHubSpawner(KubeSpawner):
             return False  # KubeSpawner's exponential_backoff tries again
 
     async def start(self) -> Any:
+        self._starting = True
         try:
             return await super().start()
         finally:
+            self._starting = False
             self.ledger.release(self._ledger_key)
 
     async def stop(self, now: bool = False) -> None:
-        self.ledger.release(self._ledger_key)
+        # KubeSpawner stops a pod left over from a create it tries again, in the middle of start():
+        # the reservation then holds until start() ends, not until the old pod is gone.
+        if not self._starting:
+            self.ledger.release(self._ledger_key)
         await super().stop(now=now)
 
     def get_state(self) -> dict[str, Any]:

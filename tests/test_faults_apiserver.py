@@ -31,6 +31,7 @@ from tests.hub_stack import browser_session, log_in, primehub_config, spawn_coun
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 OUTAGE = 5.0  # seconds without an API server, well inside KubeSpawner's reflector back-off
+LATENCY = 4.0  # seconds the API server's answers take through Toxiproxy
 CRD_API = "/apis/primehub.io/v1alpha1/namespaces"
 
 
@@ -48,15 +49,16 @@ async def private_kube(private_ground: TestGround) -> AsyncIterator[KubeAPI]:
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    ground: TestGround, kube: KubeAPI, realm, directory, kubeconfig
+    ground: TestGround, kube: KubeAPI, realm, directory, kubeconfig, extra: str = ""
 ) -> AsyncIterator[HubProcess]:
-    """The plugin's hub on ``ground`` (reached through ``kubeconfig``), alice logged in."""
+    """The plugin's hub on ``ground`` (reached through ``kubeconfig``), alice logged in;
+    ``extra``: more configuration."""
     namespace = f"faults-{secrets.token_hex(3)}"
     await install_crds(kube)
     await prepare_namespace(kube, namespace)
     hub = HubProcess(directory, environment={"KUBECONFIG": str(kubeconfig)})
     hub.namespace = namespace
-    hub.config = primehub_config(hub, realm, namespace)
+    hub.config = primehub_config(hub, realm, namespace) + "\n" + extra
     hub.start()
     try:
         await log_in(hub, "alice")
@@ -86,8 +88,10 @@ async def hub_behind_a_proxy(
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(config))
     try:
+        # Requests may take LATENCY and more before KubeSpawner gives up on one.
+        extra = f"c.KubeSpawner.k8s_api_request_timeout = {3 * LATENCY}"
         async with running_hub(
-            private_ground, private_kube, realm, tmp_path / "hub", kubeconfig
+            private_ground, private_kube, realm, tmp_path / "hub", kubeconfig, extra
         ) as hub:
             yield hub, proxy
     finally:
@@ -177,16 +181,19 @@ async def test_the_api_server_dropping_the_pods_create_request_is_ridden_out(
     """The API server stores the pod, and the connection breaks before its answer reaches the hub
     (an API server dying mid-request): the spawn completes with one pod."""
     hub, proxy = hub_behind_a_proxy
-    proxy.latency(1.5)  # every answer reaches the hub 1.5 s late
+    proxy.latency(LATENCY)  # every answer reaches the hub this late: time to cut the connection
     spawn = asyncio.ensure_future(
         asyncio.to_thread(hub.api, "POST", "users/alice/server", {"user_options": {}})
     )
-    await eventually(
-        lambda: names(private_kube, hub.namespace, "pods"), interval=0.02, what="the pod"
+    await eventually(  # after several slow calls (claims read and created)
+        lambda: names(private_kube, hub.namespace, "pods"),
+        timeout=90,
+        interval=0.02,
+        what="the pod",
     )
     proxy.disable()  # the pod is stored; the answer to its create is still on the way
     await asyncio.sleep(2)
-    proxy.reset()
+    proxy.replace()  # back, without the latency
     status, body = await spawn
     assert status in (201, 202), body
     assert "the Kubernetes API failed while creating the pod" in hub.log()
