@@ -46,7 +46,7 @@ def _quantity(value: Any, owner: str, key: str) -> Decimal:
     try:
         return quantity(value if isinstance(value, str) else str(value))
     except QuantityError as error:
-        raise CatalogError(f"{owner}: {key}: {error}") from error
+        raise CatalogError(f"{owner}: {key} {error.reason}") from error
 
 
 @dataclass(frozen=True)

@@ -89,12 +89,14 @@ def _first(attributes: Mapping[str, list[str]], key: str, owner: str) -> str | N
     if not values:
         return None
     if len(set(values)) > 1:
-        log.warning("%s: attribute %s has several values %r; using the first", owner, key, values)
+        log.warning("%s: attribute %s has %d values; using the first", owner, key, len(values))
     return str(values[0]).strip()
 
 
-def _bad(owner: str, key: str, value: str, reason: str) -> None:
-    log.warning("%s: attribute %s=%r ignored: %s", owner, key, value, reason)
+def _bad(owner: str, key: str, reason: str) -> None:
+    """Log an attribute that is ignored: its name and the reason, never its value (attributes
+    carry credentials, e.g. MLflow's artifact store, and users' variables)."""
+    log.warning("%s: attribute %s ignored: %s", owner, key, reason)
 
 
 def read_bool(attributes: Mapping[str, list[str]], key: str, owner: str) -> bool | None:
@@ -105,7 +107,7 @@ def read_bool(attributes: Mapping[str, list[str]], key: str, owner: str) -> bool
         return True
     if value.lower() in ("false", "no", "0"):
         return False
-    _bad(owner, key, value, "not a boolean")
+    _bad(owner, key, "not a boolean")
     return None
 
 
@@ -116,7 +118,7 @@ def read_cpu(attributes: Mapping[str, list[str]], key: str, owner: str) -> float
     try:
         return float(quantity(value))
     except QuantityError as error:
-        _bad(owner, key, value, str(error))
+        _bad(owner, key, f"it {error.reason}")
         return None
 
 
@@ -127,10 +129,10 @@ def read_count(attributes: Mapping[str, list[str]], key: str, owner: str) -> int
     try:
         parsed = quantity(value)
     except QuantityError as error:
-        _bad(owner, key, value, str(error))
+        _bad(owner, key, f"it {error.reason}")
         return None
     if parsed != parsed.to_integral_value():
-        _bad(owner, key, value, "not a whole number")
+        _bad(owner, key, "not a whole number")
         return None
     return int(parsed)
 
@@ -144,7 +146,7 @@ def read_size(attributes: Mapping[str, list[str]], key: str, owner: str) -> int 
     try:
         return int(gigabytes_or_quantity(value))
     except QuantityError as error:
-        _bad(owner, key, value, str(error))
+        _bad(owner, key, f"it {error.reason}")
         return None
 
 
@@ -156,18 +158,18 @@ def read_envs(attributes: Mapping[str, list[str]], key: str, owner: str) -> list
     try:
         entries = json.loads(value)
     except json.JSONDecodeError:
-        _bad(owner, key, value, "not JSON")
+        _bad(owner, key, "not JSON")
         return []
     if not isinstance(entries, list):
-        _bad(owner, key, value, "not a list")
+        _bad(owner, key, "not a list")
         return []
     envs = []
-    for entry in entries:
+    for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            _bad(owner, key, json.dumps(entry), "entry is not {name, value}")
+            _bad(owner, f"{key}[{index}]", "not {name, value}")
             continue
         if not ENV_NAME.fullmatch(entry["name"]):
-            _bad(owner, key, entry["name"], "not a valid environment variable name")
+            _bad(owner, f"{key}[{index}]", "its name is not a valid environment variable name")
             continue
         envs.append({"name": entry["name"], "value": str(entry.get("value", ""))})
     return envs
@@ -314,7 +316,7 @@ class UserContext:
             try:
                 zoneinfo.ZoneInfo(timezone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                _bad(owner, "timezone", timezone, "not an IANA time zone")
+                _bad(owner, "timezone", "not an IANA time zone")
                 timezone = None
         envs = read_envs(attributes, "predefinedEnvs", owner)
         return cls(

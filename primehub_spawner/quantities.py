@@ -13,7 +13,11 @@ from kubernetes.utils.quantity import parse_quantity
 
 
 class QuantityError(ValueError):
-    """Not a Kubernetes quantity."""
+    """Not a Kubernetes quantity: the message quotes the value, ``reason`` does not (for logs)."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(f"{value!r} {reason}")
+        self.reason = reason
 
 
 def quantity(value: str | int | float) -> Decimal:
@@ -21,9 +25,9 @@ def quantity(value: str | int | float) -> Decimal:
     try:
         parsed = parse_quantity(value)
     except (ValueError, InvalidOperation, TypeError) as error:
-        raise QuantityError(f"{value!r} is not a Kubernetes quantity") from error
+        raise QuantityError(value, "is not a Kubernetes quantity") from error
     if parsed < 0:
-        raise QuantityError(f"{value!r} is negative")
+        raise QuantityError(value, "is negative")
     return parsed
 
 
@@ -35,7 +39,7 @@ def gigabytes_or_quantity(value: str) -> Decimal:
     except InvalidOperation:
         return quantity(text)
     if not number.is_finite() or number < 0:
-        raise QuantityError(f"{value!r} is not a size")
+        raise QuantityError(value, "is not a size")
     return quantity(f"{number}Gi")
 
 

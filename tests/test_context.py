@@ -97,7 +97,51 @@ def test_quota_attributes(attributes, user_quota, group_quota, caplog):
 def test_bad_values_are_logged_with_the_group_and_key(caplog):
     with caplog.at_level(logging.WARNING, logger="primehub_spawner.context"):
         GroupContext.build(group({"quota-cpu": ["lots"]}), [])
-    assert "group /ml-team: attribute quota-cpu='lots' ignored" in caplog.text
+    assert (
+        "group /ml-team: attribute quota-cpu ignored: it is not a Kubernetes quantity"
+        in caplog.text
+    )
+
+
+SECRET = "s3cr3t-AKIA-value"
+LEAKY_ATTRIBUTES = {
+    "a malformed quantity": ("group", "quota-cpu", [SECRET], "quota-cpu ignored: it is not a"),
+    "a negative size": ("user", "volumeCapacity", [f"-{SECRET}"], "volumeCapacity ignored: it"),
+    "several values": ("group", "mlflow-ui-url", [SECRET, "b"], "mlflow-ui-url has 2 values"),
+    "not JSON": ("group", "mlflow-artifact-envs", [f"AWS_SECRET={SECRET}"], "not JSON"),
+    "not a list": ("user", "predefinedEnvs", [json.dumps({"k": SECRET})], "not a list"),
+    "an entry without a name": (
+        "group",
+        "mlflow-artifact-envs",
+        [json.dumps([{"value": SECRET}])],
+        "mlflow-artifact-envs[0] ignored: not {name, value}",
+    ),
+    "an invalid name": (
+        "user",
+        "predefinedEnvs",
+        [json.dumps([{"name": f"1{SECRET}", "value": SECRET}])],
+        "predefinedEnvs[0] ignored: its name is not a valid environment variable name",
+    ),
+    "an unknown time zone": ("user", "timezone", [f"Mars/{SECRET}"], "not an IANA time zone"),
+}
+
+
+@pytest.mark.parametrize(
+    ("owner", "key", "values", "logged"),
+    list(LEAKY_ATTRIBUTES.values()),
+    ids=list(LEAKY_ATTRIBUTES),
+)
+@pytest.mark.reliability("secrets")
+def test_ignored_attributes_are_logged_by_name_and_reason_never_value(
+    owner, key, values, logged, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="primehub_spawner.context"):
+        if owner == "group":
+            GroupContext.build(group({key: values}), [])
+        else:
+            UserContext.build({"id": "u1", "username": "alice", "attributes": {key: values}}, False)
+    assert logged in caplog.text
+    assert SECRET not in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,12 @@ and a hub that would store auth state in the clear does not start."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devstack.hub import HubProcess
-from devstack.realms import DEMO_CLIENT_SECRET
+from devstack.realms import DEMO_CLIENT_SECRET, group, user
 from tests.hub_stack import browser_session, log_in, primehub_config
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -48,3 +50,25 @@ async def test_the_hub_refuses_to_start_without_a_crypt_key(realm, tmp_path, tes
     with pytest.raises(RuntimeError, match="exited"):
         hub.start(timeout=60)
     assert "JUPYTERHUB_CRYPT_KEY" in (hub.directory / "jupyterhub.log").read_text()
+
+
+@pytest.mark.reliability("secrets")
+async def test_malformed_attributes_reach_the_log_by_name_not_value(hub_factory, realm_factory):
+    """Credentials in group attributes (MLflow's artifact store) and a user's variables, malformed
+    or multi-valued in Keycloak, are logged by attribute name and reason only."""
+    secret = "AKIA-s3cr3t-in-an-attribute"
+    realm = realm_factory.variant()
+    group(realm, "ml-team")["attributes"] |= {
+        "mlflow-artifact-envs": [f"AWS_SECRET_ACCESS_KEY={secret}"],  # not JSON
+        "mlflow-ui-url": [f"https://{secret}.example.org", "https://other.example.org"],
+    }
+    user(realm, "alice")["attributes"]["predefinedEnvs"] = [json.dumps([{"value": secret}])]
+    hub = hub_factory(realm)
+    await log_in(hub, "alice")
+    status, _ = hub.api("POST", "users/alice/server", {"user_options": {"group": "ml-team"}})
+    assert status in (201, 202), hub.log()
+    hub_log = (hub.directory / "jupyterhub.log").read_text()
+    assert "group /ml-team: attribute mlflow-artifact-envs ignored: not JSON" in hub_log
+    assert "group /ml-team: attribute mlflow-ui-url has 2 values; using the first" in hub_log
+    assert "user alice: attribute predefinedEnvs[0] ignored: not {name, value}" in hub_log
+    assert secret not in hub_log
