@@ -50,6 +50,10 @@ class IdentityServiceError(Exception):
         super().__init__(f"Keycloak admin API: {call} failed ({detail}: {cause}){needs}")
 
 
+# What a user PUT must carry besides ``attributes`` (the user profile's own attributes).
+PROFILE_FIELDS = ("username", "email", "firstName", "lastName")
+
+
 def env_presets_value(env: tuple[tuple[str, str], ...]) -> str:
     """The ``predefinedEnvs`` attribute for these variables, in PrimeHub's JSON."""
     return json.dumps([{"name": name, "value": value} for name, value in env])
@@ -282,8 +286,10 @@ class KeycloakDirectory:
         """Store the user's environment variables as the ``predefinedEnvs`` attribute (PrimeHub's
         JSON); False, with a warning, when the realm's user profile would drop it.
 
-        The whole representation is sent back, as Keycloak (≥ 24) replaces what a PUT omits.
-        Needs the service account's ``manage-users`` role."""
+        Keycloak (≥ 24) removes the user-profile attributes a PUT omits, so they are sent back as
+        read (a change to them in the moment between read and write is lost: Keycloak has no
+        per-attribute update); nothing else is sent. Needs the service account's ``manage-users``
+        role."""
         profile = await self.check_user_profile()
         if profile is not None and not profile.rule(ENV_PRESETS).writable:
             self._warn_once(
@@ -295,11 +301,10 @@ class KeycloakDirectory:
         user = await self._call("reading the user", self.admin.a_get_user(user_id))
         attributes = dict(user.get("attributes") or {})
         attributes[ENV_PRESETS] = [env_presets_value(env)]
-        payload = {
-            key: user[key]
-            for key in ("username", "firstName", "lastName", "email", "enabled", "emailVerified")
-            if key in user
-        }
+        # The user-profile attributes, which Keycloak removes when a PUT omits them, and nothing
+        # else: fields such as ``enabled`` are left as they are when not sent, so an
+        # administrator's disable made since the read stays.
+        payload = {key: user[key] for key in PROFILE_FIELDS if key in user}
         payload["attributes"] = attributes
         await self._call(
             "saving the user's environment presets",

@@ -4,6 +4,7 @@ that keeps them (and the warning when it does not), the limit on environment pre
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -233,3 +234,27 @@ def test_demo_users_can_log_in_without_a_required_action():
         assert entry["groups"][0] == "/everyone"  # Keycloak's import applies no default group
         assert entry["realmRoles"] == ["default-roles-primehub"]
     assert group(realm, "everyone")["attributes"]["displayName"] == ["Global"]
+
+
+@pytest.mark.reliability("faults")
+async def test_saving_presets_does_not_undo_an_administrators_change(realm, keycloak_proxy):
+    """An administrator disables alice while the hub saves her presets (between the hub's read of
+    the user and its write): she stays disabled. (Her user-profile attributes, names and e-mail,
+    must go back with the write, as Keycloak removes those a PUT omits.)"""
+    admin = keycloak_admin(realm)
+    alice = admin.get_user_id("alice")
+    directory = directory_for(realm.via(keycloak_proxy.url))
+    try:
+        await directory.launch_context(alice, {})  # the service account's token, the profile
+        keycloak_proxy.latency(2.0)  # Keycloak's answers reach the hub 2 s late
+        save = asyncio.ensure_future(directory.save_env_presets(alice, (("SEED", "42"),)))
+        await asyncio.sleep(1.0)  # the hub's read is answered; the answer is on its way
+        changed = admin.get_user(alice) | {"enabled": False}
+        admin.update_user(alice, changed)
+        assert await save is True
+    finally:
+        await directory.close()
+    after = admin.get_user(alice)
+    assert (after["enabled"], after["firstName"], after["lastName"]) == (False, "Alice", "Liddell")
+    assert after["attributes"]["predefinedEnvs"] == ['[{"name": "SEED", "value": "42"}]']
+    assert after["attributes"]["volumeCapacity"] == ["5"]
