@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from .paths import cache_dir
-from .processes import ManagedProcess, free_port
+from .processes import ManagedProcess, unshared_port
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 KEYCLOAK_VERSION = (DATA_DIR / "keycloak-version").read_text().strip()
@@ -89,8 +89,21 @@ class KeycloakProcess:
         return f"http://127.0.0.1:{self.management_port}"
 
     def start(self, timeout: float = 300) -> KeycloakProcess:
-        self.port = self.port or free_port()
-        self.management_port = self.management_port or free_port()
+        """Start and wait until ready. Ports this object chose are chosen again if another
+        process took one before Keycloak bound it (it binds at the end of its start)."""
+        chosen = not (self.port and self.management_port)
+        for _ in range(3):
+            self.port = self.port or unshared_port()
+            self.management_port = self.management_port or unshared_port()
+            try:
+                return self._start(timeout)
+            except RuntimeError as error:
+                if not (chosen and "Port already bound" in str(error)):
+                    raise
+                self.port = self.management_port = 0
+        raise RuntimeError("keycloak: no free ports after three tries")
+
+    def _start(self, timeout: float) -> KeycloakProcess:
         _link_home(keycloak_distribution(), self.home)
         imports = self.home / "data" / "import"
         shutil.rmtree(imports, ignore_errors=True)
@@ -109,6 +122,8 @@ class KeycloakProcess:
             # through a proxy), as a deployment's public hostname does.
             f"--hostname={self.url}",
             "--hostname-backchannel-dynamic=true",
+            # Not every /health/ready poll while starting (the log's tail should show errors).
+            "--log-level=INFO,io.smallrye.health:WARN",
             "--cache=local",
             "--import-realm",
         ]

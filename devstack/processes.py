@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,6 +26,21 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def unshared_port(host: str = "127.0.0.1") -> int:
+    """A free TCP port below the kernel's ephemeral range, for a server that binds it only after a
+    long start: a port from the ephemeral range (``free_port``) may meanwhile be taken by any
+    outgoing connection or port-0 bind on the machine."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        port = secrets.randbelow(low - 10000) + 10000
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
 
 
 class ManagedProcess:
