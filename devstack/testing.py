@@ -29,15 +29,20 @@ from .toxiproxy import Proxy, ToxiproxyProcess
 T = TypeVar("T")
 
 
+def new_state_dir(prefix: str) -> Path:
+    """A new directory for one test-ground process's state, under the cache's test-grounds/."""
+    base = cache_dir() / "test-grounds"
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
 @contextlib.contextmanager
 def started_ground(prefix: str = "run-") -> Iterator[TestGround]:
     """A test ground of its own, stopped and removed afterwards (kept when PRIMEHUB_KEEP_GROUND=1,
     logs under <state>/logs); fails when any of its processes outlives it."""
     # Outside /tmp on purpose: containers get a private /tmp, so state there would be hidden from
     # them for free and the test ground's own isolation would go untested.
-    base = cache_dir() / "test-grounds"
-    base.mkdir(parents=True, exist_ok=True)
-    state_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    state_dir = new_state_dir(prefix)
     ground = TestGround(state_dir).start()
     try:
         yield ground
@@ -108,9 +113,7 @@ async def eventually(
 def started_keycloak(prefix: str = "keycloak-", **options: Any) -> Iterator[KeycloakProcess]:
     """A Keycloak of its own (``options``: KeycloakProcess fields such as ``realms``), stopped and
     removed afterwards (kept when PRIMEHUB_KEEP_GROUND=1)."""
-    base = cache_dir() / "test-grounds"
-    base.mkdir(parents=True, exist_ok=True)
-    state_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    state_dir = new_state_dir(prefix)
     keycloak = KeycloakProcess(state_dir / "home", state_dir / "keycloak.log", **options)
     try:
         yield keycloak.start()
@@ -145,9 +148,7 @@ def realm(realm_factory: RealmFactory) -> Realm:
 @pytest.fixture(scope="session")
 def toxiproxy() -> Iterator[ToxiproxyProcess]:
     """The session's Toxiproxy."""
-    base = cache_dir() / "test-grounds"
-    base.mkdir(parents=True, exist_ok=True)
-    state_dir = Path(tempfile.mkdtemp(prefix="toxiproxy-", dir=base))
+    state_dir = new_state_dir("toxiproxy-")
     server = ToxiproxyProcess(state_dir / "toxiproxy.log").start()
     yield server
     server.stop()
