@@ -1,13 +1,14 @@
 """Quota: what a user uses in a group and what a group uses, from its pods and spawns in flight.
 
-Pods count while Pending or Running, by their limits (CPU cores, memory bytes, GPUs of any vendor);
+Pods count while Pending or Running, by their limits (CPU cores, memory bytes, GPUs of any vendor
+and of every GPU resource name an instance type of the catalog uses, e.g. MIG slices);
 a spawn counts from the moment it is admitted until its pod is seen, so concurrent requests can
 never together pass a quota. Admission and reservation happen without an await in between.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -36,7 +37,9 @@ class Usage:
         return cls(instance_type.cpu_limit, instance_type.memory_limit, instance_type.gpu)
 
     @classmethod
-    def of_pod(cls, pod: Mapping[str, Any]) -> Usage:
+    def of_pod(cls, pod: Mapping[str, Any], gpu_names: Collection[str] = GPU_RESOURCES) -> Usage:
+        """The pod's limits; a limit counts as GPUs when its resource is in ``gpu_names`` or is
+        Intel's."""
         total = cls()
         for container in (pod.get("spec") or {}).get("containers") or ():
             limits = (container.get("resources") or {}).get("limits") or {}
@@ -46,7 +49,7 @@ class Usage:
                 gpu = sum(
                     int(quantity(v))
                     for k, v in limits.items()
-                    if k in GPU_RESOURCES or k.startswith(GPU_PREFIXES)
+                    if k in gpu_names or k.startswith(GPU_PREFIXES)
                 )
             except QuantityError:
                 continue
@@ -60,8 +63,17 @@ def counted(pod: Mapping[str, Any]) -> bool:
     ).get("deletionTimestamp")
 
 
+def gpu_resource_names(instance_types: Iterable[InstanceType]) -> frozenset[str]:
+    """The GPU resource names to count: the known vendors' and every one the instance types use
+    (``gpuResourceName``, e.g. ``nvidia.com/mig-1g.10gb``)."""
+    return frozenset(GPU_RESOURCES) | {it.gpu_resource for it in instance_types}
+
+
 def usage(
-    pods: Iterable[Mapping[str, Any]], group_label: str, user_label: str | None = None
+    pods: Iterable[Mapping[str, Any]],
+    group_label: str,
+    user_label: str | None = None,
+    gpu_names: Collection[str] = GPU_RESOURCES,
 ) -> Usage:
     """Sum of the counted pods labelled with the group (and the user, when given)."""
     total = Usage()
@@ -72,7 +84,7 @@ def usage(
         ):
             continue
         if counted(pod):
-            total = total + Usage.of_pod(pod)
+            total = total + Usage.of_pod(pod, gpu_names)
     return total
 
 

@@ -21,7 +21,7 @@ from .environment import env_bool, env_str
 from .keycloak import env_presets_value
 from .options import OptionError, decide, parse_user_options
 from .outages import is_outage, outage_is_503
-from .quota import GroupUsage, Ledger, Usage, exceeded, usage
+from .quota import GroupUsage, Ledger, Usage, exceeded, gpu_resource_names, usage
 from .reflector import CatalogCache
 from .user_profile import ENV_PRESETS
 
@@ -140,7 +140,11 @@ class PrimeHubSpawner(KubeSpawner):
         with outage_is_503("showing the server options"):
             catalog = (await CatalogCache.shared(self.namespace)).snapshot()
             await self._start_watching_pods()
-        return context, catalog, functools.partial(self._usage_of, pods=self._namespace_pods())
+        gpu_names = gpu_resource_names(catalog.instance_types.values())
+        usage_of = functools.partial(
+            self._usage_of, pods=self._namespace_pods(), gpu_names=gpu_names
+        )
+        return context, catalog, usage_of
 
     async def render_options_form(self) -> str:
         inputs = await self._form_inputs()
@@ -191,7 +195,8 @@ class PrimeHubSpawner(KubeSpawner):
             self._launch_warnings = list(pod.warnings) + await self._drop_missing_claims(pod)
             await self._start_watching_pods()
         try:
-            self._admit(choice)  # check and reserve with no await in between
+            # check and reserve with no await in between
+            self._admit(choice, gpu_resource_names(catalog.instance_types.values()))
         except OptionError as error:
             raise _refusal(error) from None
         try:
@@ -338,22 +343,25 @@ class PrimeHubSpawner(KubeSpawner):
             if p["metadata"]["namespace"] == self.namespace
         ]
 
-    def _usage_of(self, group: str, pods: list[dict[str, Any]] | None = None) -> GroupUsage:
+    def _usage_of(
+        self, group: str, gpu_names: frozenset[str], pods: list[dict[str, Any]] | None = None
+    ) -> GroupUsage:
         """What the user and the whole group use now: their counted pods plus spawns in flight."""
         labels = compose.labels(self.user.name, group)
         user_label, group_label = labels[compose.USER_LABEL], labels[compose.GROUP_LABEL]
         pods = self._namespace_pods() if pods is None else pods
         seen = [p["metadata"]["name"] for p in pods]
         return GroupUsage(
-            user=usage(pods, group_label, user_label)
+            user=usage(pods, group_label, user_label, gpu_names)
             + self.ledger.pending(seen, group_label, user_label),
-            group=usage(pods, group_label) + self.ledger.pending(seen, group_label),
+            group=usage(pods, group_label, None, gpu_names)
+            + self.ledger.pending(seen, group_label),
         )
 
-    def _admit(self, choice: Any) -> None:
+    def _admit(self, choice: Any, gpu_names: frozenset[str]) -> None:
         group = choice.offer.group
         wanted = Usage.of(choice.instance_type.instance_type)
-        used = self._usage_of(group.name)
+        used = self._usage_of(group.name, gpu_names)
         over_user = exceeded(group.user_quota, used.user, wanted)
         if over_user:
             raise OptionError(

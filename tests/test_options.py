@@ -4,9 +4,10 @@ from decimal import Decimal
 
 import pytest
 
+from primehub_spawner.catalog import InstanceType
 from primehub_spawner.context import Quota
 from primehub_spawner.options import LaunchRequest, OptionError, decide, parse_user_options
-from primehub_spawner.quota import Ledger, Usage, exceeded, usage
+from primehub_spawner.quota import Ledger, Usage, exceeded, gpu_resource_names, usage
 from tests.test_permissions import CATALOG, context, group
 
 GOOD = {
@@ -170,6 +171,24 @@ def test_usage_counts_pending_and_running_pods_of_the_group_and_user():
     ]
     assert usage(pods, "ml", "alice") == Usage(Decimal("1.5"), Decimal(2 * 10**9), 1)
     assert usage(pods, "ml") == Usage(Decimal("3.5"), Decimal(3 * 10**9), 1)
+
+
+def test_usage_counts_every_gpu_resource_the_catalog_uses():
+    mig = pod("ml", "alice", cpu="1")
+    mig["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/mig-1g.10gb"] = "1"
+    instance_types = [
+        InstanceType.from_cr(
+            {
+                "metadata": {"name": name},
+                "spec": {"limits": {"cpu": 1, "memory": "1G", "gpu": 1}, **spec},
+            }
+        )
+        for name, spec in (("gpu-1", {}), ("mig-1", {"gpuResourceName": "nvidia.com/mig-1g.10gb"}))
+    ]
+    names = gpu_resource_names(instance_types)
+    assert names >= {"nvidia.com/gpu", "amd.com/gpu", "nvidia.com/mig-1g.10gb"}
+    assert usage([mig], "ml", "alice", names).gpu == 1
+    assert usage([mig], "ml", "alice").gpu == 0  # a resource no instance type names is not a GPU
 
 
 @pytest.mark.parametrize(

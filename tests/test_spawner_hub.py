@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from devstack.realms import group as realm_group
 from devstack.testing import eventually
 from tests.hub_stack import (
     browser_session,
@@ -357,6 +358,47 @@ async def test_unschedulable_spawn_shows_why_and_can_be_cancelled(
     # The cancelled spawn no longer counts against project-quota-gpu 3: two GPUs in use, one more fits.
     status, body = hub.api("POST", "users/bob/servers/g4", options)
     assert status in (201, 202), body
+
+
+@pytest.mark.reliability("isolation")
+async def test_the_gpu_quota_counts_mig_slices_of_running_pods(
+    hub_factory, kube, namespace, realm_factory
+):
+    """A GPU resource other than the vendors' (here a MIG slice) counts while the pod runs, not
+    only while the launch is in flight."""
+    mig = {
+        "apiVersion": "primehub.io/v1alpha1",
+        "kind": "InstanceType",
+        "metadata": {"name": "mig-1"},
+        "spec": {
+            "limits": {"cpu": 0.5, "memory": "512M", "gpu": 1},
+            "gpuResourceName": "nvidia.com/mig-1g.10gb",
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+        },
+    }
+    await kube.post(f"/apis/primehub.io/v1alpha1/namespaces/{namespace}/instancetypes", mig)
+    realm = realm_with(realm_factory, ml_team={"quota-gpu": "1"})
+    realm["roles"]["realm"].append({"name": "it:mig-1"})
+    realm_group(realm, "ml-team")["realmRoles"].append("it:mig-1")
+    hub = hub_factory(realm)
+    await log_in(hub, "bob")
+    options = {"user_options": {"group": "ml-team", "instance_type": "mig-1", "image": "pytorch"}}
+    assert hub.api("POST", "users/bob/servers/m1", options)[0] in (201, 202), hub.log()
+
+    async def running():
+        return any(
+            p["metadata"]["name"] == "jupyter-bob--m1" and p["status"].get("phase") == "Running"
+            for p in await pods(kube, namespace)
+        )
+
+    async def ready():
+        return hub.api("GET", "users/bob")[1]["servers"]["m1"]["ready"]
+
+    await eventually(running, timeout=60, what="bob's MIG server running")
+    await eventually(ready, timeout=60, what="the spawn finished")  # nothing reserved any more
+    status, body = hub.api("POST", "users/bob/servers/m2", options)
+    assert status == 400, body
+    assert "GPU: 1 allowed, 1 in use, 1 requested" in body["message"]
 
 
 # The other form refusals are in the bad-input catalogue (test_bad_input_hub.py); this one needs a
