@@ -14,7 +14,7 @@ from kubespawner.slugs import is_valid_label, safe_slug
 
 from .catalog import DEFAULT_GPU_RESOURCE, InstanceType
 from .context import LaunchContext
-from .options import LaunchChoice
+from .options import LaunchChoice, OptionError
 from .quota import GROUP_LABEL, USER_LABEL
 
 
@@ -75,10 +75,13 @@ def environment(
     username: str,
     datasets: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Standard variables, the launch group's MLflow settings, env datasets, the user's rows last."""
+    """The user's rows, then what the hub sets: standard variables, the launch group's MLflow
+    settings, env datasets. A user's row never replaces the hub's (``check_user_environment`` and
+    the option parser refuse such rows; here the hub's value wins regardless)."""
     instance_type = choice.instance_type.instance_type
     group = choice.offer.group
-    env = {
+    env = dict(choice.request.env)
+    env |= {
         "TZ": context.user.timezone or "UTC",
         "GROUP_ID": group.id,
         "GROUP_NAME": group.name,
@@ -99,8 +102,24 @@ def environment(
         env.update(dict(mlflow.tracking_envs))
         env.update(dict(mlflow.artifact_envs))
     env.update(datasets or {})
-    env.update(dict(choice.request.env))
     return env
+
+
+def check_user_environment(choice: LaunchChoice, dataset_sources: Mapping[str, str]) -> None:
+    """Refuse the user's variables that this launch sets itself: from the launch group's MLflow
+    settings or from an env dataset (``dataset_sources``: variable → the dataset setting it). The
+    hub's and the container runtimes' variables are refused earlier, whatever the launch."""
+    group = choice.offer.group
+    sources = dict(dataset_sources)
+    if group.mlflow is not None:
+        for name, _ in (*group.mlflow.tracking_envs, *group.mlflow.artifact_envs):
+            sources.setdefault(name, f"the MLflow settings of group {group.name}")
+    for name, _ in choice.request.env:
+        if name in sources:
+            raise OptionError(
+                f"env.{name}",
+                f"is set for this launch by {sources[name]} and cannot be overridden",
+            )
 
 
 def usage_annotation(pod_name: str, username: str, choice: LaunchChoice) -> dict[str, str]:

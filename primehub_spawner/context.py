@@ -23,6 +23,28 @@ log = logging.getLogger("primehub_spawner.context")
 CONTEXT_VERSION = 1
 # A POSIX-portable environment variable name (letters, digits, _; not starting with a digit).
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables that JupyterHub, KubeSpawner and this spawner set for every server...
+HUB_ENV = re.compile(
+    r"JUPYTERHUB_.*|JPY_.*|JUPYTER_IMAGE|JUPYTER_IMAGE_SPEC|MEM_.*|CPU_.*|PRIMEHUB_.*"
+    r"|TZ|GROUP_ID|GROUP_NAME|INSTANCE_TYPE|IMAGE_NAME|MLFLOW_TRACKING_URI|MLFLOW_UI_URL"
+)
+# ...and those that container runtimes and device plugins read to give a container its devices
+# (NVIDIA_VISIBLE_DEVICES=all on a CPU instance type would expose every GPU of the node).
+DEVICE_ENV = re.compile(
+    r"NVIDIA_.*|AMD_VISIBLE_DEVICES|HABANA_VISIBLE_DEVICES|HABANA_VISIBLE_MODULES"
+    r"|ASCEND_VISIBLE_DEVICES|ASCEND_RUNTIME_OPTIONS"
+)
+
+
+def reserved_env(name: str) -> str | None:
+    """Why no user, group attribute or dataset may set the variable ``name``; None if they may."""
+    if HUB_ENV.fullmatch(name):
+        return "is set by the hub and cannot be overridden"
+    if DEVICE_ENV.fullmatch(name):
+        return "is reserved: container runtimes read it to choose the devices a server gets"
+    return None
+
+
 # Kubernetes object names (DNS-1123 subdomains): what a resource role may name.
 _RESOURCE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
@@ -170,6 +192,10 @@ def read_envs(attributes: Mapping[str, list[str]], key: str, owner: str) -> list
             continue
         if not ENV_NAME.fullmatch(entry["name"]):
             _bad(owner, f"{key}[{index}]", "its name is not a valid environment variable name")
+            continue
+        reserved = reserved_env(entry["name"])
+        if reserved is not None:
+            _bad(owner, f"{key}[{index}]", f"its name {entry['name']} {reserved}")
             continue
         envs.append({"name": entry["name"], "value": str(entry.get("value", ""))})
     return envs

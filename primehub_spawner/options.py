@@ -15,21 +15,19 @@ A missing ``group`` means the last used group (else the first one); a missing ``
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Catalog
-from .context import ENV_NAME, LaunchContext
+from .context import ENV_NAME, LaunchContext, reserved_env
 from .permissions import GroupOffer, OfferedImage, OfferedInstanceType, compatibility, resolve
 
 KNOWN_KEYS = ("group", "instance_type", "image", "safe_mode", "env")
 MAX_NAME = 253
 MAX_ENV = 100
 MAX_ENV_VALUE = 32 * 1024
-RESERVED_ENV = re.compile(r"JUPYTERHUB_.*|JPY_.*|MEM_.*|CPU_.*")
 
 
 class OptionError(ValueError):
@@ -102,8 +100,9 @@ def parse_user_options(options: Any) -> LaunchRequest:
                 f"env.{name}",
                 "is not a valid variable name (letters, digits and _, not starting with a digit)",
             )
-        if RESERVED_ENV.fullmatch(name):
-            raise OptionError(f"env.{name}", "is set by the hub and cannot be overridden")
+        reserved = reserved_env(name)
+        if reserved is not None:
+            raise OptionError(f"env.{name}", reserved)
         if not isinstance(value, str):
             raise OptionError(f"env.{name}", f"must be a string, not {type(value).__name__}")
         if len(value) > MAX_ENV_VALUE or "\x00" in value:

@@ -185,12 +185,15 @@ class PrimeHubSpawner(KubeSpawner):
             with outage_is_503("checking the launch"):
                 catalog = (await CatalogCache.shared(self.namespace)).snapshot()
             choice = decide(request, context, catalog, last_group=self.launch_group)
+            pod = volumes.compose_volumes(
+                choice, context, self._volume_settings(), request.safe_mode
+            )
+            compose.check_user_environment(choice, pod.env_sources)
             saves_presets = "env" in (user_options or {}) and request.env != context.user.envs
             if saves_presets:
                 self._check_presets_fit(request.env)
         except OptionError as error:
             raise _refusal(error) from None
-        pod = volumes.compose_volumes(choice, context, self._volume_settings(), request.safe_mode)
         with outage_is_503("checking the launch"):
             self._launch_warnings = list(pod.warnings) + await self._drop_missing_claims(pod)
             await self._start_watching_pods()

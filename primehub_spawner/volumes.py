@@ -15,7 +15,7 @@ from typing import Any
 
 from kubespawner.slugs import safe_slug
 
-from .context import ENV_NAME, GroupContext, LaunchContext
+from .context import ENV_NAME, GroupContext, LaunchContext, reserved_env
 from .options import LaunchChoice
 from .permissions import DatasetMount
 
@@ -43,6 +43,7 @@ class PodVolumes:
     volumes: list[dict[str, Any]] = field(default_factory=list)
     mounts: list[dict[str, Any]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    env_sources: dict[str, str] = field(default_factory=dict)  # variable -> the dataset setting it
     links: list[tuple[str, str]] = field(default_factory=list)  # (target, link)
     claims: dict[str, str] = field(default_factory=dict)  # claim name -> what it is, for warnings
     warnings: list[str] = field(default_factory=list)
@@ -135,7 +136,14 @@ def _dataset(pod: PodVolumes, mount: DatasetMount, settings: VolumeSettings, hom
                     f"dataset {dataset.name}: variable {key!r} is not a valid name and was left out"
                 )
                 continue
+            reserved = reserved_env(safe_name)
+            if reserved is not None:
+                pod.warnings.append(
+                    f"dataset {dataset.name}: variable {key!r} was left out: {safe_name} {reserved}"
+                )
+                continue
             pod.env[safe_name] = value
+            pod.env_sources[safe_name] = f"dataset {dataset.name}"
         return
     if dataset.kind == "pv":
         claim = f"dataset-{dataset.volume_name}"

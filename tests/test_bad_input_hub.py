@@ -97,6 +97,18 @@ REST_CASES = {
         {"env": {"JUPYTERHUB_API_TOKEN": "x"}},
         "user_options.env.JUPYTERHUB_API_TOKEN: is set by the hub",
     ),
+    "env-device": (
+        {"env": {"NVIDIA_VISIBLE_DEVICES": "all"}},
+        "user_options.env.NVIDIA_VISIBLE_DEVICES: is reserved: container runtimes read it",
+    ),
+    "env-standard": (
+        {"env": {"GROUP_NAME": "x"}},
+        "user_options.env.GROUP_NAME: is set by the hub",
+    ),
+    "env-dataset": (
+        {"group": "ml-team", "env": {"ML_ENV_BATCH_SIZE": "64"}},
+        "user_options.env.ML_ENV_BATCH_SIZE: is set for this launch by dataset ml-env",
+    ),
     "env-number": ({"env": {"A": 1}}, "user_options.env.A: must be a string, not int"),
     "env-list": ({"env": ["A=1"]}, "user_options.env: must be an object"),
     "env-null": ({"env": None}, "user_options.env: must be an object"),
@@ -142,6 +154,10 @@ FORM_CASES = {
     "env-reserved": (
         {"group": "ml-team", "env_name": "JUPYTERHUB_API_TOKEN", "env_value": "x"},
         "user_options.env.JUPYTERHUB_API_TOKEN: is set by the hub",
+    ),
+    "env-device": (
+        {"group": "ml-team", "env_name": "NVIDIA_VISIBLE_DEVICES", "env_value": "all"},
+        "user_options.env.NVIDIA_VISIBLE_DEVICES: is reserved",
     ),
     "safe-mode": (
         {"group": "ml-team", "safe_mode": "maybe"},

@@ -7,7 +7,7 @@ import pytest
 from primehub_spawner import compose
 from primehub_spawner.catalog import Image, InstanceType
 from primehub_spawner.context import Grants, GroupContext, LaunchContext, MLflow, UserContext
-from primehub_spawner.options import LaunchRequest, decide
+from primehub_spawner.options import LaunchRequest, OptionError, decide
 from tests.test_permissions import CATALOG
 
 
@@ -145,14 +145,17 @@ def test_environment_order_and_rules():
     ctx = context(mlflow=mlflow, timezone="Asia/Taipei")
     choice = decide(
         LaunchRequest(
-            group="ml", instance_type="cpu-1", env=(("TZ", "Europe/Paris"), ("ML_ENV_LR", "0.5"))
+            group="ml",
+            instance_type="cpu-1",
+            env=(("TZ", "Europe/Paris"), ("ML_ENV_LR", "0.5"), ("EXPERIMENT", "one")),
         ),
         ctx,
         CATALOG,
     )
     env = compose.environment(choice, ctx, "alice", {"ML_ENV_LR": "0.1", "ML_ENV_BATCH": "32"})
-    assert env["TZ"] == "Europe/Paris"  # the user's rows come last and win
-    assert env["ML_ENV_LR"] == "0.5" and env["ML_ENV_BATCH"] == "32"
+    # Rows that replace the hub's are refused before (below); were one to get here, the hub wins.
+    assert env["TZ"] == "Asia/Taipei" and env["EXPERIMENT"] == "one"
+    assert env["ML_ENV_LR"] == "0.1" and env["ML_ENV_BATCH"] == "32"
     assert (env["GROUP_ID"], env["GROUP_NAME"], env["INSTANCE_TYPE"], env["IMAGE_NAME"]) == (
         "gid",
         "ml",
@@ -165,6 +168,31 @@ def test_environment_order_and_rules():
     gpu = decide(LaunchRequest(group="ml", instance_type="gpu-1"), context(), CATALOG)
     assert "NVIDIA_VISIBLE_DEVICES" not in compose.environment(gpu, context(), "alice")
     assert compose.environment(gpu, context(), "alice")["TZ"] == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        ("MLFLOW_TRACKING_USERNAME", "the MLflow settings of group ml"),
+        ("AWS_ACCESS_KEY_ID", "the MLflow settings of group ml"),
+        ("ML_ENV_LR", "dataset ml-env"),
+    ],
+)
+def test_the_user_cannot_replace_what_the_launch_sets(name, source):
+    mlflow = MLflow(
+        None, None, (("MLFLOW_TRACKING_USERNAME", "ml"),), (("AWS_ACCESS_KEY_ID", "k"),)
+    )
+    ctx = context(mlflow=mlflow)
+    request = LaunchRequest(group="ml", instance_type="cpu-1", env=((name, "mine"),))
+    choice = decide(request, ctx, CATALOG)
+    with pytest.raises(OptionError) as raised:
+        compose.check_user_environment(choice, {"ML_ENV_LR": "dataset ml-env"})
+    assert raised.value.field == f"env.{name}"
+    assert raised.value.reason == f"is set for this launch by {source} and cannot be overridden"
+    harmless = decide(
+        LaunchRequest(group="ml", instance_type="cpu-1", env=(("EXPERIMENT", "1"),)), ctx, CATALOG
+    )
+    compose.check_user_environment(harmless, {"ML_ENV_LR": "dataset ml-env"})
 
 
 @pytest.mark.parametrize("name", ["alice", "Alice.O'Brien", "日本", "x" * 100, "a--b"])

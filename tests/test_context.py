@@ -144,6 +144,25 @@ def test_ignored_attributes_are_logged_by_name_and_reason_never_value(
     assert SECRET not in caplog.text
 
 
+def test_group_variables_may_not_replace_the_hubs_or_device_isolation(caplog):
+    envs = [
+        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
+        {"name": "JUPYTERHUB_API_URL", "value": SECRET},
+        {"name": "MLFLOW_TRACKING_USERNAME", "value": "u"},
+    ]
+    with caplog.at_level(logging.WARNING, logger="primehub_spawner.context"):
+        built = GroupContext.build(group({"mlflow-artifact-envs": [json.dumps(envs)]}), [])
+    assert built.mlflow.artifact_envs == (("MLFLOW_TRACKING_USERNAME", "u"),)
+    assert (
+        "mlflow-artifact-envs[0] ignored: its name NVIDIA_VISIBLE_DEVICES is reserved: container "
+        "runtimes read it to choose the devices a server gets" in caplog.text
+    )
+    assert "mlflow-artifact-envs[1] ignored: its name JUPYTERHUB_API_URL is set by the hub" in (
+        caplog.text
+    )
+    assert SECRET not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("attributes", "expected"),
     [

@@ -59,6 +59,52 @@ def test_bad_shapes(options, field, reason):
     assert reason in raised.value.reason
 
 
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        *(
+            (name, "is set by the hub and cannot be overridden")
+            for name in (
+                "JUPYTERHUB_API_URL",
+                "JPY_API_TOKEN",
+                "JUPYTER_IMAGE_SPEC",
+                "MEM_LIMIT",
+                "CPU_GUARANTEE",
+                "TZ",
+                "GROUP_ID",
+                "GROUP_NAME",
+                "INSTANCE_TYPE",
+                "IMAGE_NAME",
+                "PRIMEHUB_USER",
+                "PRIMEHUB_SAFE_MODE_ENABLED",
+                "MLFLOW_TRACKING_URI",
+            )
+        ),
+        *(
+            (name, "is reserved: container runtimes read it to choose the devices a server gets")
+            for name in (
+                "NVIDIA_VISIBLE_DEVICES",
+                "NVIDIA_DRIVER_CAPABILITIES",
+                "NVIDIA_MIG_CONFIG_DEVICES",
+                "AMD_VISIBLE_DEVICES",
+                "HABANA_VISIBLE_DEVICES",
+                "ASCEND_VISIBLE_DEVICES",
+            )
+        ),
+    ],
+)
+def test_variables_of_the_hub_and_of_device_isolation_are_refused(name, reason):
+    with pytest.raises(OptionError) as raised:
+        parse_user_options({**GOOD, "env": {name: "all"}})
+    assert (raised.value.field, raised.value.reason) == (f"env.{name}", reason)
+
+
+def test_similar_names_are_the_users():
+    names = ("TZ_NAME", "MY_NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "MLFLOW_RUN_ID")
+    request = parse_user_options({**GOOD, "env": dict.fromkeys(names, "1")})
+    assert [name for name, _ in request.env] == list(names)
+
+
 def test_good_shape_and_empty_options():
     assert parse_user_options(GOOD) == LaunchRequest("ml", "cpu-1", "base", True, (("A_1", "x"),))
     assert parse_user_options(None) == LaunchRequest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import re
 import sys
 
@@ -399,6 +400,47 @@ async def test_the_gpu_quota_counts_mig_slices_of_running_pods(
     status, body = hub.api("POST", "users/bob/servers/m2", options)
     assert status == 400, body
     assert "GPU: 1 allowed, 1 in use, 1 requested" in body["message"]
+
+
+@pytest.mark.reliability("isolation", cases=3)
+async def test_datasets_and_group_settings_cannot_set_the_hubs_or_device_variables(
+    hub_factory, kube, namespace, realm_factory
+):
+    for name, variables in (
+        ("nvidia", {"visible_devices": "all"}),
+        ("jupyterhub", {"api_url": "http://evil.example"}),
+    ):
+        body = {
+            "apiVersion": "primehub.io/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": name},
+            "spec": {"type": "env", "variables": variables},
+        }
+        await kube.post(f"/apis/primehub.io/v1alpha1/namespaces/{namespace}/datasets", body)
+    envs = [{"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "all"}, {"name": "X", "value": "1"}]
+    realm = realm_with(realm_factory, ml_team={"mlflow-artifact-envs": json.dumps(envs)})
+    for role in ("ds:nvidia", "ds:jupyterhub"):
+        realm["roles"]["realm"].append({"name": role})
+        realm_group(realm, "ml-team")["realmRoles"].append(role)
+    hub = hub_factory(realm)
+    await log_in(hub, "alice")
+    options = {"user_options": {"group": "ml-team", "instance_type": "cpu-1"}}
+    assert hub.api("POST", "users/alice/server", options)[0] in (201, 202), hub.log()
+
+    async def created():
+        return next(
+            (p for p in await pods(kube, namespace) if p["metadata"]["name"] == "jupyter-alice"),
+            None,
+        )
+
+    pod = await eventually(created, timeout=30, what="alice's pod")
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "none" and env["X"] == "1"
+    assert "NVIDIA_DRIVER_CAPABILITIES" not in env
+    assert env["JUPYTERHUB_API_URL"] != "http://evil.example"
+    log = hub.log()  # the launch warnings (also shown in the spawn's progress)
+    assert "dataset nvidia: variable 'visible_devices' was left out" in log
+    assert "dataset jupyterhub: variable 'api_url' was left out" in log
 
 
 # The other form refusals are in the bad-input catalogue (test_bad_input_hub.py); this one needs a

@@ -37,6 +37,8 @@ DATASETS = {
         ),
         dataset("recipes", "git", url="https://example.org/r.git"),
         dataset("ml-env", "env", variables={"batch-size": "32", "lr": "0.1", "bad key!": "x"}),
+        dataset("nvidia", "env", variables={"visible_devices": "all"}),
+        dataset("jupyterhub", "env", variables={"api_url": "http://evil.example"}),
     )
 }
 CAT = Catalog(instance_types=CATALOG.instance_types, images=CATALOG.images, datasets=DATASETS)
@@ -99,8 +101,13 @@ def test_every_dataset_type():
         "/home/jovyan/data",
     ) in pod.links
     assert pod.env == {"ML_ENV_BATCH_SIZE": "32", "ML_ENV_LR": "0.1"}
-    assert pod.warnings == [
-        "dataset ml-env: variable 'bad key!' is not a valid name and was left out"
+    assert pod.env_sources == dict.fromkeys(pod.env, "dataset ml-env")
+    assert sorted(pod.warnings) == [
+        "dataset jupyterhub: variable 'api_url' was left out: JUPYTERHUB_API_URL is set by the "
+        "hub and cannot be overridden",
+        "dataset ml-env: variable 'bad key!' is not a valid name and was left out",
+        "dataset nvidia: variable 'visible_devices' was left out: NVIDIA_VISIBLE_DEVICES is "
+        "reserved: container runtimes read it to choose the devices a server gets",
     ]
     assert set(pod.claims) == {"dataset-mnist-v1", "dataset-scratch", "primehub-store"}
 
