@@ -207,7 +207,7 @@ def common_spawner_config(namespace: str) -> list[str]:
     return [
         f"c.KubeSpawner.namespace = {namespace!r}",
         f"c.KubeSpawner.cmd = {SERVER_CMD!r}",
-        'c.KubeSpawner.pvc_name_template = "claim-{username}{servername}"',
+        'c.KubeSpawner.pvc_name_template = "claim-{user_server}"',
         "c.KubeSpawner.start_timeout = 300",
         "c.KubeSpawner.http_timeout = 60",
         "c.JupyterHub.log_level = 'WARN'",

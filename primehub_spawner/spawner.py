@@ -14,7 +14,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
 from traitlets import Bool, Unicode, default
 
-from . import compose, form, volumes
+from . import claims, compose, form, volumes
 from .authenticator import PrimeHubAuthenticator, launch_context
 from .context import LaunchContext
 from .environment import env_bool, env_str
@@ -102,6 +102,10 @@ class PrimeHubSpawner(KubeSpawner):
         # What each spawn starts from: the configured values, never the previous spawn's.
         self._configured = {name: copy.deepcopy(getattr(self, name)) for name in self._per_spawn}
         self._launch_warnings: list[str] = []
+
+    @default("pvc_name_template")
+    def _pvc_name_template_default(self) -> str:
+        return claims.HOME_CLAIM_TEMPLATE
 
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Any:
@@ -195,7 +199,7 @@ class PrimeHubSpawner(KubeSpawner):
         except OptionError as error:
             raise _refusal(error) from None
         with outage_is_503("checking the launch"):
-            self._launch_warnings = list(pod.warnings) + await self._drop_missing_claims(pod)
+            self._launch_warnings = list(pod.warnings) + await self._check_claims(pod)
             await self._start_watching_pods()
         try:
             # check and reserve with no await in between
@@ -268,37 +272,19 @@ class PrimeHubSpawner(KubeSpawner):
             phfs_claim=self.phfs_claim or None, gitsync_host_root=self.gitsync_host_root
         )
 
-    async def _drop_missing_claims(self, pod: volumes.PodVolumes) -> list[str]:
-        """Leave out volumes whose claim does not exist (the pod would never start); say so."""
-
-        async def exists(claim: str) -> bool:
-            try:
-                await self.api.read_namespaced_persistent_volume_claim(claim, self.namespace)
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-                return False
-            return True
-
-        claims = list(pod.claims.items())
-        found = await asyncio.gather(*(exists(claim) for claim, _ in claims))
-        warnings = []
-        for (claim, what), present in zip(claims, found, strict=True):
-            if not present:
-                dropped = {
-                    v["name"]
-                    for v in pod.volumes
-                    if (v.get("persistentVolumeClaim") or {}).get("claimName") == claim
-                }
-                paths = {m["mountPath"] for m in pod.mounts if m["name"] in dropped}
-                pod.volumes = [v for v in pod.volumes if v["name"] not in dropped]
-                pod.mounts = [m for m in pod.mounts if m["name"] not in dropped]
-                pod.links = [
-                    (target, link)
-                    for target, link in pod.links
-                    if not any(target == p or target.startswith(p + "/") for p in paths)
-                ]
-                warnings.append(f"{what} is not mounted: its volume claim {claim} does not exist")
+    async def _check_claims(self, pod: volumes.PodVolumes) -> list[str]:
+        """Leave out volumes whose claim does not exist (the pod would never start), and have the
+        home claim created again if it has gone since it was made; the warnings that say so."""
+        home_known = self._pvc_exists  # KubeSpawner then skips creating it
+        names = [*pod.claims, *([self.pvc_name] if home_known else [])]
+        missing = await claims.missing_claims(self.api, self.namespace, names)
+        warnings = claims.drop_missing(pod, missing)
+        if home_known and self.pvc_name in missing:
+            self._pvc_exists = False
+            warnings.append(
+                f"your home volume claim {self.pvc_name} no longer exists; a new, empty one is "
+                "created"
+            )
         return warnings
 
     async def progress(self) -> Any:
@@ -453,6 +439,22 @@ class PrimeHubSpawner(KubeSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.launch_group = state.get("primehub_launch_group") or self.launch_group
+        own = {
+            self._expand_user_properties(self.pvc_name_template, slug_scheme=scheme)
+            for scheme in ("safe", "escape")
+        }
+        if self._pvc_exists and self.pvc_name not in own:
+            # Remembered from a template that gave two servers one claim (claim-{username}{servername}
+            # gave user al's server ice alice's claim-alice): only this server's own name is used.
+            self.log.warning(
+                "%s: not using the home claim %s remembered from an earlier pvc_name_template; "
+                "this server's is %s (see the README on moving homes)",
+                self._log_name,
+                self.pvc_name,
+                self._expand_user_properties(self.pvc_name_template),
+            )
+            self.pvc_name = self._expand_user_properties(self.pvc_name_template)
+            self._pvc_exists = False
 
 
 _NO_CONTEXT = (

@@ -7,11 +7,13 @@ import contextlib
 import json
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+from traitlets.config.loader import PyFileConfigLoader
 
 from devstack.ground import DATA_DIR
 from devstack.hub import HubProcess, oauth_login
@@ -22,6 +24,7 @@ from devstack.toxiproxy import Proxy
 from primehub_spawner.keycloak import KeycloakDirectory
 
 RESOURCES = DATA_DIR / "resources.yaml"
+SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "jupyterhub_config.py"
 
 
 def keycloak_admin(realm: Realm) -> KeycloakAdmin:
@@ -92,6 +95,11 @@ async def hub_factory(test_ground, kube, namespace, realm_factory, tmp_path):
         hub.stop()
 
 
+def shipped_config() -> Any:
+    """The project's jupyterhub_config.py as JupyterHub loads it (without deployment variables)."""
+    return PyFileConfigLoader(SHIPPED_CONFIG.name, path=str(SHIPPED_CONFIG.parent)).load_config()
+
+
 def primehub_config(
     hub: HubProcess, realm: Realm, namespace: str, cmd: list[str] | None = None
 ) -> str:
@@ -109,6 +117,8 @@ def primehub_config(
             f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
             f"c.KubeSpawner.namespace = {namespace!r}",
             f"c.KubeSpawner.cmd = {cmd or [sys.executable, '-m', 'http.server', '8888']!r}",
+            # the home claims' names as the shipped configuration has them
+            f"c.KubeSpawner.pvc_name_template = {shipped_config().KubeSpawner.pvc_name_template!r}",
             "c.KubeSpawner.start_timeout = 60",
             "c.KubeSpawner.http_timeout = 30",
             "import primehub_spawner",

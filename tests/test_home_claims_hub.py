@@ -1,0 +1,129 @@
+"""Home claims on the test ground: one per (user, server) whatever the names, a claim remembered
+from a colliding template left alone, and a claim that vanished created again at the next start."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.realms import add_user
+from devstack.testing import eventually
+from tests.hub_stack import log_in, pods
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+CLAIMS = "persistentvolumeclaims"
+
+
+def home_claim(pod: dict) -> str:
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "volume-home")
+    return volume["persistentVolumeClaim"]["claimName"]
+
+
+async def pod_named(kube, namespace: str, name: str) -> dict:
+    async def found():
+        return next((p for p in await pods(kube, namespace) if p["metadata"]["name"] == name), None)
+
+    return await eventually(found, timeout=30, what=f"pod {name}")
+
+
+async def ready(hub, user: str, server: str) -> None:
+    async def is_ready():
+        return (hub.api("GET", f"users/{user}")[1]["servers"].get(server) or {}).get("ready")
+
+    await eventually(is_ready, timeout=60, what=f"{user}/{server} ready")
+
+
+def realm_with_prefix_users(realm_factory) -> dict:
+    realm = realm_factory.variant()
+    for name in ("al", "alic"):
+        add_user(realm, name, ["/ml-team"])
+    return realm
+
+
+@pytest.mark.reliability("isolation", cases=4)
+async def test_users_whose_names_prefix_each_other_get_their_own_home_claims(
+    hub_factory, kube, namespace, realm_factory
+):
+    hub = hub_factory(realm_with_prefix_users(realm_factory))
+    servers = [("alice", ""), ("al", "ice"), ("alic", "e"), ("al", "")]
+    await log_in(hub, *{user for user, _ in servers})
+    for user, server in servers:
+        path = f"users/{user}/servers/{server}" if server else f"users/{user}/server"
+        status, body = hub.api("POST", path, {"user_options": {"group": "ml-team"}})
+        assert status in (201, 202), body
+    claims = {}
+    for user, server in servers:
+        pod = await pod_named(
+            kube, namespace, f"jupyter-{user}" + (f"--{server}" if server else "")
+        )
+        claims[user, server] = home_claim(pod)
+    assert claims == {
+        ("alice", ""): "claim-alice",  # PrimeHub's name for the default server
+        ("al", "ice"): "claim-al--ice",
+        ("alic", "e"): "claim-alic--e",
+        ("al", ""): "claim-al",
+    }
+    names = {
+        c["metadata"]["name"]
+        for c in (await kube.get(f"/api/v1/namespaces/{namespace}/{CLAIMS}"))["items"]
+    }
+    assert set(claims.values()) <= names
+
+
+@pytest.mark.reliability("isolation")
+async def test_a_home_claim_remembered_from_a_colliding_template_is_not_used(
+    hub_factory, kube, namespace, realm_factory
+):
+    hub = hub_factory(realm_with_prefix_users(realm_factory))
+    shipped = hub.config
+    hub.stop()
+    hub.config = shipped + '\nc.KubeSpawner.pvc_name_template = "claim-{username}{servername}"'
+    hub.start()
+    await log_in(hub, "al")
+    options = {"user_options": {"group": "ml-team"}}
+    assert hub.api("POST", "users/al/servers/ice", options)[0] in (201, 202)
+    assert home_claim(await pod_named(kube, namespace, "jupyter-al--ice")) == "claim-alice"
+    await ready(hub, "al", "ice")  # the hub now remembers claim-alice for al/ice
+    assert hub.api("DELETE", "users/al/servers/ice")[0] in (202, 204)
+
+    async def stopped():
+        names = [p["metadata"]["name"] for p in await pods(kube, namespace)]
+        return "jupyter-al--ice" not in names and not hub.api("GET", "users/al")[1]["pending"]
+
+    await eventually(stopped, timeout=30, what="al/ice stopped")
+    hub.stop()
+    hub.config = shipped
+    hub.start()
+    assert hub.api("POST", "users/al/servers/ice", options)[0] in (201, 202)
+    assert home_claim(await pod_named(kube, namespace, "jupyter-al--ice")) == "claim-al--ice"
+    assert "not using the home claim claim-alice remembered from an earlier" in hub.log()
+
+
+@pytest.mark.reliability("faults")
+async def test_a_home_claim_that_vanished_is_created_again_at_the_next_start(
+    hub_factory, kube, namespace
+):
+    hub = hub_factory()
+    await log_in(hub, "alice")
+    options = {"user_options": {"group": "ml-team"}}
+    assert hub.api("POST", "users/alice/server", options)[0] in (201, 202)
+    await ready(hub, "alice", "")
+    assert hub.api("DELETE", "users/alice/server")[0] in (202, 204)
+    claim = f"/api/v1/namespaces/{namespace}/{CLAIMS}/claim-alice"
+
+    async def stopped():
+        return all(p["metadata"]["name"] != "jupyter-alice" for p in await pods(kube, namespace))
+
+    await eventually(stopped, timeout=30, what="alice's pod gone")
+    await kube.delete(claim)
+
+    async def deleted():
+        return await kube.get_or_none(claim) is None
+
+    await eventually(deleted, timeout=30, what="claim-alice deleted")
+    assert hub.api("POST", "users/alice/server", options)[0] in (201, 202)
+    await ready(hub, "alice", "")  # not Pending on "persistentvolumeclaim not found"
+    assert await kube.get_or_none(claim) is not None
+    assert "your home volume claim claim-alice no longer exists; a new, empty one is created" in (
+        hub.log()
+    )
