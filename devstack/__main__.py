@@ -29,7 +29,9 @@ def demo(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     print(f"Starting the test ground in {state_dir} ...", flush=True)
-    ground = TestGround(state_dir, nodes_file=nodes).start()
+    # The hub's database outlives a run, so the cluster does too: a returning user's server finds
+    # the home claim (and files) the hub remembers.
+    ground = TestGround(state_dir, nodes_file=nodes, keep_data=True).start()
     realm_data = demo_realm(hub_url=f"http://127.0.0.1:{hub_port}")
     keycloak = KeycloakProcess(
         state_dir / "keycloak",

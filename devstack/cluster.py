@@ -53,6 +53,8 @@ class Cluster:
     """
 
     state_dir: Path
+    # True: etcd's data outlives a stop (the demo); False: each start is a new cluster
+    keep_data: bool = False
     etcd_port: int = 0
     etcd_peer_port: int = 0
     apiserver_port: int = 0
@@ -119,7 +121,8 @@ class Cluster:
 
     def _start_etcd(self) -> None:
         data_dir = self.state_dir / "etcd"
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if not self.keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
         client = f"http://127.0.0.1:{self.etcd_port}"
         peer = f"http://127.0.0.1:{self.etcd_peer_port}"
         self._etcd = ManagedProcess(

@@ -40,6 +40,7 @@ class TestGround:
 
     state_dir: Path
     nodes_file: Path = DEFAULT_NODES
+    keep_data: bool = False  # keep the cluster's objects (and so the volumes' data) across runs
     cluster: Cluster = field(init=False)
     kubelet: ManagedProcess | None = field(default=None, init=False)
 
@@ -47,7 +48,7 @@ class TestGround:
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.resolve()
-        self.cluster = Cluster(self.state_dir)
+        self.cluster = Cluster(self.state_dir, keep_data=self.keep_data)
 
     @property
     def kubeconfig(self) -> Path:

@@ -40,7 +40,8 @@ class DemoStack:
         return self.log_file.read_text(errors="replace")
 
     def start(self, timeout: float = 240) -> DemoStack:
-        self.ports = {
+        # A second run on the same state keeps the ports: the realm (kept too) knows the hub's URL.
+        self.ports = self.ports or {
             name: free_port()
             for name in ("hub", "keycloak", "keycloak-management", "hub-internal", "proxy-api")
         }

@@ -17,7 +17,7 @@ from devstack.hub import oauth_login
 from devstack.kubeapi import Credentials, KubeAPI
 from devstack.testing import eventually
 from tests.browsers import choose_group, logged_in_page
-from tests.demo_stack import SCREENSHOTS
+from tests.demo_stack import SCREENSHOTS, DemoStack
 from tests.notebook_api import NotebookServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.browser]
@@ -223,3 +223,28 @@ async def test_the_demo_stops_every_process_on_sigterm(demo_stack):
     for port in demo_stack.ports.values():  # the hub, its proxy and Keycloak
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+@pytest.mark.reliability("faults")
+async def test_a_second_demo_run_finds_alices_home(browser, demo_stack):
+    """The demo run again on the same state (as ``make demo`` twice): the hub's database and the
+    cluster agree, so alice's next launch starts and finds the file she wrote in the first run."""
+    assert demo_stack.stop() == 0
+    again = DemoStack(
+        demo_stack.state_dir, demo_stack.log_file.with_name("demo-again.log"), demo_stack.ports
+    ).start()
+    try:
+        hub = again.hub_url
+        page = await logged_in_page(browser, hub, "alice")
+        await page.goto(f"{hub}/hub/spawn")
+        await choose(page, "ml-team", "cpu-2", "base-notebook")
+        await launch_and_reach_lab(page)
+        async with httpx.AsyncClient(timeout=60) as http:
+            await oauth_login(http, hub, "alice")
+            notebook = NotebookServer(http, hub, "alice")
+            assert await eventually(notebook.open, timeout=60, interval=1, what="alice's server")
+            kept = await notebook.request("GET", "contents/survives-a-restart.txt")
+            assert kept.status_code == 200, again.log()[-3000:]
+            assert kept.json()["content"] == "written before the stop"
+    finally:
+        assert again.stop() == 0, again.log()[-3000:]
