@@ -145,7 +145,7 @@ async def test_adversarial_names_pass_the_api_server(
     hub_factory, kube, namespace, test_ground, realm_factory
 ):
     from devstack.realms import add_user
-    from primehub_spawner.volumes import group_path_name
+    from primehub_spawner.naming import group_path_name
 
     weird_group = "Data_Science Ω Team"
     realm = realm_factory.variant()
