@@ -14,7 +14,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Float, Unicode, default
 
-from .context import LaunchContext
+from .context import GroupContext, LaunchContext
 from .environment import env_float, env_str
 from .keycloak import IdentityServiceError, KeycloakDirectory
 
@@ -323,8 +323,10 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             raise IdentityServiceUnavailable() from error
 
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
-        """The user's Keycloak groups (by name) as JupyterHub groups; the global group excluded."""
-        return {group["name"] for group in auth_state[AUTH_STATE_KEY]["groups"]}
+        """The user's Keycloak groups as JupyterHub groups, the global group excluded: a top-level
+        group by its name, any other by ``<path>#<id>`` (``GroupContext.key``), so that a subgroup
+        ``/x/ml-team`` and the group ``ml-team`` are two JupyterHub groups."""
+        return {GroupContext.from_dict(group).key for group in auth_state[AUTH_STATE_KEY]["groups"]}
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
         """Renew tokens and reload the launch context; ride out a Keycloak outage for a while.

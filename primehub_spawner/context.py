@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .naming import group_key
 from .quantities import QuantityError, format_gibibytes, gigabytes_or_quantity, quantity
 
 log = logging.getLogger("primehub_spawner.context")
@@ -238,7 +239,12 @@ class MLflow:
 
 @dataclass(frozen=True)
 class GroupContext:
-    """One Keycloak group as a place to launch: settings from its attributes, grants from its roles."""
+    """One Keycloak group as a place to launch: settings from its attributes, grants from its roles.
+
+    ``path`` is Keycloak's (``/ml-team``, ``/x/ml-team``); ``volume_name`` the PrimeHub name of its
+    shared volume (``project-<n>``) and PHFS folder (``groups/<n>``), decided at login: None when
+    that name would not be this group's alone (see :mod:`primehub_spawner.naming`), and then
+    neither is mounted. A launch context stored before paths were kept has neither."""
 
     id: str
     name: str
@@ -248,12 +254,24 @@ class GroupContext:
     shared_volume: SharedVolume | None = None
     mlflow: MLflow | None = None
     grants: Grants = Grants()
+    path: str | None = None
+    volume_name: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The group's JupyterHub name and quota label, never another group's (naming.group_key)."""
+        return group_key(self.id, self.name, self.path)
 
     @classmethod
     def build(
-        cls, group: Mapping[str, Any], roles: Iterable[str], prefix: str = ""
+        cls,
+        group: Mapping[str, Any],
+        roles: Iterable[str],
+        prefix: str = "",
+        volume_name: str | None = None,
     ) -> GroupContext:
-        """From a GroupRepresentation (with attributes) and the group's effective realm roles."""
+        """From a GroupRepresentation (with attributes), the group's effective realm roles and its
+        PrimeHub volume name, if unambiguous."""
         attributes = group.get("attributes") or {}
         owner = f"group {group.get('path') or group['name']}"
         shared_volume = None
@@ -293,6 +311,8 @@ class GroupContext:
             shared_volume=shared_volume,
             mlflow=mlflow,
             grants=Grants.from_roles(roles, prefix),
+            path=group.get("path"),
+            volume_name=volume_name,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -320,6 +340,8 @@ class GroupContext:
             if mlflow
             else None,
             grants=Grants.from_dict(data.get("grants", {})),
+            path=data.get("path"),
+            volume_name=data.get("volume_name"),
         )
 
 

@@ -12,7 +12,7 @@ import jinja2
 
 from ._data import TEMPLATES_DIR
 from .catalog import Catalog
-from .context import LaunchContext
+from .context import GroupContext, LaunchContext
 from .permissions import GroupOffer, compatibility, resolve
 from .quota import GroupUsage, Usage, exceeded
 
@@ -107,13 +107,14 @@ def _group_values(
 def render(
     context: LaunchContext,
     catalog: Catalog,
-    usage_of: Callable[[str], GroupUsage],
+    usage_of: Callable[[GroupContext], GroupUsage],
     presets: Presets = Presets(),
     last_group: str | None = None,
     for_user: str | None = None,
     group_url: str = "",
 ) -> str:
-    """The form's HTML; ``usage_of(group)`` reports what the user and the group use now.
+    """The form's HTML; ``usage_of(group)`` reports what the user and the group use now (by the
+    group's quota label, ``GroupContext.key``).
 
     Only the selected group's part is rendered: the others are fetched from ``group_url`` (see
     ``render_group``) when the user switches, so the page stays small however many groups and
@@ -134,7 +135,7 @@ def render(
     offer = resolve(context, selected, catalog) if selected else None
     values: dict[str, Any] = {"offer": None}
     if offer is not None:
-        values = _group_values(offer, usage_of(selected), presets, notices)
+        values = _group_values(offer, usage_of(offer.group), presets, notices)
     return _ENVIRONMENT.get_template("primehub_options.html").render(
         groups=groups,
         selected=selected,
@@ -150,14 +151,14 @@ def render(
 def render_group(
     context: LaunchContext,
     catalog: Catalog,
-    usage_of: Callable[[str], GroupUsage],
+    usage_of: Callable[[GroupContext], GroupUsage],
     group: str,
 ) -> str | None:
     """One group's part of the form, with its defaults preselected; None if not the user's group."""
     offer = resolve(context, group, catalog)
     if offer is None:
         return None
-    values = _group_values(offer, usage_of(group), Presets(), [])
+    values = _group_values(offer, usage_of(offer.group), Presets(), [])
     return _ENVIRONMENT.get_template("primehub_group.html").render(selected=group, **values)
 
 

@@ -5,6 +5,11 @@ A login costs three admin calls whatever the user's groups: the user (attributes
 ``group_cache_ttl`` seconds and shared by every user of the group; the user's own effective roles,
 read fresh each time, filter them — so a role taken from a group, or a group taken from a user,
 counts at the next refresh, while a newly added role shows up within the cache lifetime.
+
+The realm's top-level group names decide which groups keep PrimeHub's volume names (see
+:mod:`primehub_spawner.naming`): they are listed once per ``group_cache_ttl`` for all logins, and
+again at once when a user's top-level group is not in the list under its name (created or renamed
+since).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError, KeycloakGetError, raise_error_from_response
 
 from .context import GroupContext, LaunchContext, UserContext
+from .naming import TopLevelGroups, is_top_level
 from .user_profile import ENV_PRESETS, UserProfile, dropped_warning
 
 log = logging.getLogger("primehub_spawner.keycloak")
@@ -31,6 +37,8 @@ T = TypeVar("T")
 READ_ROLE = "view-users"
 WRITE_ROLE = "manage-users"
 SERVICE_ACCOUNT_ROLES = (READ_ROLE, WRITE_ROLE)
+# Top-level groups per page of the realm's group listing (one call below this many).
+GROUP_PAGE = 500
 
 
 class IdentityServiceError(Exception):
@@ -116,6 +124,8 @@ class KeycloakDirectory:
         self._in_flight: dict[str, asyncio.Future[frozenset[str]]] = {}
         self._profile: tuple[float, UserProfile | None] | None = None
         self._profile_read: asyncio.Future[UserProfile | None] | None = None
+        self._top_level: tuple[float, TopLevelGroups] | None = None
+        self._top_level_read: asyncio.Future[TopLevelGroups] | None = None
         self._warned: set[str] = set()
 
     async def _call(self, what: str, call: Awaitable[T], role: str = READ_ROLE) -> T:
@@ -187,9 +197,9 @@ class KeycloakDirectory:
         rule = profile.rule(ENV_PRESETS) if profile else None
         return rule.max_length if rule and rule.writable else None
 
-    async def _raw_get(self, what: str, path: str) -> Any:
+    async def _raw_get(self, what: str, path: str, **params: Any) -> Any:
         async def get() -> Any:
-            response = await self.connection.a_raw_get(path)
+            response = await self.connection.a_raw_get(path, **params)
             if response.status_code >= 400:
                 raise_error_from_response(response, KeycloakGetError)
             return response.json()
@@ -220,6 +230,49 @@ class KeycloakDirectory:
             raise
         finally:
             del self._in_flight[group_id]
+
+    async def top_level_groups(self, expected: Mapping[str, str] | None = None) -> TopLevelGroups:
+        """The realm's top-level groups, read once per ``group_cache_ttl`` however many logins wait
+        for them, and read again at once when one of ``expected`` (id → name) is not among them
+        under that name. Needs ``view-users``: with ``query-groups`` alone Keycloak answers an
+        empty list, and every group then goes without PrimeHub's names."""
+        cached = self._top_level
+        if (
+            cached
+            and time.monotonic() - cached[0] < self.group_cache_ttl
+            and all(cached[1].knows(i, n) for i, n in (expected or {}).items())
+        ):
+            return cached[1]
+        if self._top_level_read is None:
+            read = asyncio.ensure_future(self._read_top_level())
+            self._top_level_read = read
+            read.add_done_callback(self._top_level_read_done)
+        return await asyncio.shield(self._top_level_read)
+
+    def _top_level_read_done(self, read: asyncio.Future[TopLevelGroups]) -> None:
+        self._top_level_read = None
+        if not read.cancelled():
+            read.exception()  # retrieved: waiters get it, nobody logs "never retrieved"
+
+    async def _read_top_level(self) -> TopLevelGroups:
+        names: dict[str, str] = {}
+        first = 0
+        while True:
+            page = await self._raw_get(
+                "listing the realm's top-level groups",
+                f"admin/realms/{self.realm}/groups",
+                briefRepresentation="true",
+                subGroupsCount="false",
+                first=first,
+                max=GROUP_PAGE,
+            )
+            names.update((group["id"], group["name"]) for group in page)
+            if len(page) < GROUP_PAGE:
+                break
+            first += GROUP_PAGE
+        groups = TopLevelGroups(names)
+        self._top_level = (time.monotonic(), groups)
+        return groups
 
     async def _global_group(self) -> dict[str, Any]:
         if self._global and time.monotonic() - self._global[0] < self.group_cache_ttl:
@@ -266,9 +319,29 @@ class KeycloakDirectory:
                     "the global group /%s does not exist; no global resources", self.global_group
                 )
         launchable = [g for g in groups if g is not global_raw]
-        role_sets = await asyncio.gather(*(self.group_roles(g["id"]) for g in launchable))
+        own_top_level = {
+            g["id"]: g["name"] for g in groups if is_top_level(g["name"], g.get("path"))
+        }
+        top_level, *role_sets = await asyncio.gather(
+            self.top_level_groups(own_top_level),
+            *(self.group_roles(g["id"]) for g in launchable),
+        )
+        for group_id, name in own_top_level.items():
+            if not top_level.knows(group_id, name):
+                self._warn_once(
+                    f"unlisted:{group_id}",
+                    "group /%s is not in the realm's group listing (created meanwhile, or the "
+                    "service account lacks %s): its volume and PHFS folder are not mounted",
+                    name,
+                    READ_ROLE,
+                )
         contexts = tuple(
-            GroupContext.build(group, roles & effective_roles, self.role_prefix)
+            GroupContext.build(
+                group,
+                roles & effective_roles,
+                self.role_prefix,
+                top_level.volume_name(group["id"], group["name"], group.get("path")),
+            )
             for group, roles in zip(launchable, role_sets, strict=True)
         )
         global_context = None
@@ -276,7 +349,12 @@ class KeycloakDirectory:
             global_roles = await self.group_roles(global_raw["id"])
             if member_of_global:
                 global_roles &= effective_roles
-            global_context = GroupContext.build(global_raw, global_roles, self.role_prefix)
+            global_context = GroupContext.build(
+                global_raw,
+                global_roles,
+                self.role_prefix,
+                top_level.volume_name(global_raw["id"], global_raw["name"], global_raw.get("path")),
+            )
         admin = self.admin_role.held(effective_roles, token_claims)
         return LaunchContext(
             user=UserContext.build(user, admin), groups=contexts, global_group=global_context

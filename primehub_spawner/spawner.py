@@ -16,7 +16,7 @@ from traitlets import Bool, Unicode, default
 
 from . import claims, compose, form, volumes
 from .authenticator import PrimeHubAuthenticator, launch_context
-from .context import LaunchContext
+from .context import GroupContext, LaunchContext
 from .environment import env_bool, env_str
 from .keycloak import env_presets_value
 from .options import OptionError, decide, parse_user_options
@@ -253,7 +253,10 @@ class PrimeHubSpawner(KubeSpawner):
                 **base["environment"],
                 **_literal(compose.environment(choice, context, self.user.name, pod.env)),
             },
-            extra_labels={**base["extra_labels"], **compose.labels(self.user.name, choice.group)},
+            extra_labels={
+                **base["extra_labels"],
+                **compose.labels(self.user.name, choice.offer.group.key),
+            },
             extra_annotations={
                 **base["extra_annotations"],
                 **_literal(compose.usage_annotation(self.pod_name, self.user.name, choice)),
@@ -333,10 +336,14 @@ class PrimeHubSpawner(KubeSpawner):
         ]
 
     def _usage_of(
-        self, group: str, gpu_names: frozenset[str], pods: list[dict[str, Any]] | None = None
+        self,
+        group: GroupContext,
+        gpu_names: frozenset[str],
+        pods: list[dict[str, Any]] | None = None,
     ) -> GroupUsage:
-        """What the user and the whole group use now: their counted pods plus spawns in flight."""
-        labels = compose.labels(self.user.name, group)
+        """What the user and the whole group use now: their counted pods plus spawns in flight
+        (pods labelled with the group's key, which no other Keycloak group has)."""
+        labels = compose.labels(self.user.name, group.key)
         user_label, group_label = labels[compose.USER_LABEL], labels[compose.GROUP_LABEL]
         pods = self._namespace_pods() if pods is None else pods
         seen = [p["metadata"]["name"] for p in pods]
@@ -350,7 +357,7 @@ class PrimeHubSpawner(KubeSpawner):
     def _admit(self, choice: Any, gpu_names: frozenset[str]) -> None:
         group = choice.offer.group
         wanted = Usage.of(choice.instance_type.instance_type)
-        used = self._usage_of(group.name, gpu_names)
+        used = self._usage_of(group, gpu_names)
         over_user = exceeded(group.user_quota, used.user, wanted)
         if over_user:
             raise OptionError(
@@ -361,7 +368,7 @@ class PrimeHubSpawner(KubeSpawner):
             raise OptionError(
                 "quota", f"the quota of group {group.name!r} would be exceeded — {over_group}"
             )
-        labels = compose.labels(self.user.name, group.name)
+        labels = compose.labels(self.user.name, group.key)
         self.ledger.reserve(
             self._ledger_key,
             self.pod_name,

@@ -3,7 +3,9 @@
 PrimeHub's conventions are kept — PVCs ``claim-<user>``, ``project-<group>``, ``dataset-<volumeName>``
 and ``primehub-store``; paths ``/home/jovyan``, ``/project/<group>``, ``/datasets/<name>``,
 ``/gitsync/<name>``, ``/phfs`` (``subPath groups/<group>``) — while volume names are made valid
-and unique whatever the user, group and dataset names are.
+and unique whatever the user, group and dataset names are. A group's volume and PHFS folder are
+mounted only under a name that is its own in the realm (``GroupContext.volume_name``, decided at
+login by :mod:`primehub_spawner.naming`); a group without one has neither, and the launch says so.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from kubespawner.slugs import safe_slug
 
 from .context import ENV_NAME, GroupContext, LaunchContext, reserved_env
+from .naming import unnamed_reason
 from .options import LaunchChoice
 from .permissions import DatasetMount
 
@@ -77,12 +80,6 @@ class PodVolumes:
         return volume_name
 
 
-def group_path_name(name: str) -> str:
-    """PrimeHub's group name for paths and PVCs (lower-cased, ``_`` → ``-``); a name that is still
-    not a valid DNS label (spaces, unicode, too long) becomes KubeSpawner's hashed slug."""
-    return safe_slug(name.lower().replace("_", "-"), max_length=50)
-
-
 def _claim(name: str, read_only: bool = False) -> dict[str, Any]:
     source: dict[str, Any] = {"claimName": name}
     if read_only:
@@ -99,14 +96,21 @@ def _group_volumes(
 ) -> None:
     """The launch group's volume first, then other groups' that are not launch-group-only.
 
-    PrimeHub's naming is not one-to-one ("ml_team" and "ml-team" both become project-ml-team), so a
-    group whose volume would collide with one already mounted is left out with a warning."""
+    PrimeHub's naming is not one-to-one ("ml_team" and "ml-team" both become project-ml-team): a
+    group without a name of its own in the realm (``volume_name`` None) is left out with a warning,
+    and so, as a second guard, is one whose volume would collide with one already mounted."""
     taken: dict[str, str] = {}
     for group in sorted(groups, key=lambda g: g.name != launch.name):
         volume = group.shared_volume
         if volume is None or (group.name != launch.name and volume.launch_group_only):
             continue
-        path_name = group_path_name(group.name)
+        path_name = group.volume_name
+        if path_name is None:
+            pod.warnings.append(
+                f"the shared volume of group {group.name!r} is not mounted: "
+                f"{unnamed_reason(group.name, group.path)}"
+            )
+            continue
         if path_name in taken:
             pod.warnings.append(
                 f"the shared volume of group {group.name!r} is not mounted: its name collides with "
@@ -184,12 +188,17 @@ def compose_volumes(
             mounted_roots.add(mount.dataset.mount_root.rstrip("/"))
     for root in sorted(mounted_roots):
         pod.links.append((root, f"{home}/{root.rsplit('/', 1)[-1]}"))
-    if settings.phfs_claim:
+    if settings.phfs_claim and launch.volume_name is None:
+        pod.warnings.append(
+            f"the PHFS folder of group {launch.name!r} is not mounted: "
+            f"{unnamed_reason(launch.name, launch.path)}"
+        )
+    elif settings.phfs_claim:
         pod.add(
             "phfs",
             _claim(settings.phfs_claim),
             settings.phfs_path,
-            sub_path=f"groups/{group_path_name(launch.name)}",
+            sub_path=f"groups/{launch.volume_name}",
         )
         pod.claims[settings.phfs_claim] = "PHFS storage"
         pod.links.append((settings.phfs_path, f"{home}/phfs"))

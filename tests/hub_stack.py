@@ -19,7 +19,7 @@ from devstack.ground import DATA_DIR
 from devstack.hub import HubProcess, oauth_login
 from devstack.keycloak import ADMIN_PASSWORD, ADMIN_USER
 from devstack.manifests import apply_file, install_crds
-from devstack.realms import Realm, RealmFactory, group
+from devstack.realms import Realm, RealmFactory, add_user, group
 from devstack.toxiproxy import Proxy
 from primehub_spawner.keycloak import KeycloakDirectory
 
@@ -54,6 +54,37 @@ def realm_with(realm_factory: RealmFactory, **group_attributes: dict[str, str]) 
     for key, attributes in group_attributes.items():
         entry = group(realm, key.replace("_", "-"))
         entry["attributes"].update({name: [value] for name, value in attributes.items()})
+    return realm
+
+
+SHARED_VOLUME = {
+    "enabled-shared-volume": ["true"],
+    "shared-volume-capacity": ["1"],
+    "launch-group-only": ["true"],
+}
+
+
+def realm_with_twins(realm_factory: RealmFactory) -> dict[str, Any]:
+    """A demo-realm variant with groups whose names PrimeHub turns into the demo's ``ml-team``,
+    each with a shared volume: ``ML_Team`` (erin) and the subgroup ``/x/ml-team`` (frank, with a
+    group CPU quota of 1)."""
+    realm = realm_factory.variant()
+    realm["groups"] += [
+        {"name": "ML_Team", "path": "/ML_Team", "attributes": dict(SHARED_VOLUME)},
+        {
+            "name": "x",
+            "path": "/x",
+            "subGroups": [
+                {
+                    "name": "ml-team",
+                    "path": "/x/ml-team",
+                    "attributes": {**SHARED_VOLUME, "project-quota-cpu": ["1"]},
+                }
+            ],
+        },
+    ]
+    add_user(realm, "erin", ["/ML_Team"])
+    add_user(realm, "frank", ["/x/ml-team"])
     return realm
 
 

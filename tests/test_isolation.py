@@ -15,6 +15,7 @@ from devstack.ground import DATA_DIR
 from devstack.realms import demo_realm
 from primehub_spawner.catalog import Catalog, Dataset, Image, InstanceType
 from primehub_spawner.context import GroupContext, LaunchContext, UserContext
+from primehub_spawner.naming import TopLevelGroups
 from primehub_spawner.options import OptionError, decide, parse_user_options
 from primehub_spawner.volumes import VolumeSettings, compose_volumes
 
@@ -49,11 +50,16 @@ OWN = {
 }
 
 
+# The demo realm's top-level groups as Keycloak lists them (id -> name; the name as id here).
+TOP_LEVEL = TopLevelGroups({g["name"]: g["name"] for g in REALM["groups"]})
+
+
 def _group(name: str) -> GroupContext:
     raw = next(g for g in REALM["groups"] if g["name"] == name)
     return GroupContext.build(
         {"id": name, "name": name, "path": f"/{name}", "attributes": raw.get("attributes", {})},
         raw["realmRoles"],
+        volume_name=TOP_LEVEL.volume_name(name, name, f"/{name}"),
     )
 
 

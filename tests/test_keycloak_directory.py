@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
 from devstack.keycloak import RequestCounter
 from devstack.realms import Realm, group, service_account
 from primehub_spawner.keycloak import IdentityServiceError
-from tests.hub_stack import directory_for, keycloak_admin
+from primehub_spawner.options import LaunchRequest, decide
+from primehub_spawner.volumes import compose_volumes
+from tests.hub_stack import directory_for, keycloak_admin, realm_with_twins
+from tests.test_isolation import CATALOG
 
 ADMIN_TOKEN = {"resource_access": {"realm-management": {"roles": ["realm-admin", "view-users"]}}}
 
@@ -96,8 +100,12 @@ async def test_admin_calls_per_login_stay_bounded(realm_factory, keycloak):
     requests = RequestCounter(keycloak)
     await asyncio.gather(*(directory_.launch_context(uid, {}) for uid in ids))
     # 3 per login, plus one read of each group's roles (ml-team, phusers, everyone) for all 50
-    # (and the realm's user profile, once)
-    assert requests.admin == 3 * 50 + 3 + 1, requests.since()
+    # (and the realm's user profile and its top-level groups, once)
+    assert requests.admin == 3 * 50 + 3 + 2, requests.since()
+    listings = [
+        uri for (_, uri) in requests.since() if re.fullmatch(r"/admin/realms/[^/]+/groups", uri)
+    ]
+    assert len(listings) == 1 and requests.since()[("GET", listings[0])] == 1, requests.since()
     requests.reset()
     await directory_.launch_context(ids[0], {})
     assert requests.admin == 3  # warm cache: groups cost nothing
@@ -184,4 +192,36 @@ async def test_composite_roles_and_parent_groups_are_expanded(realm_factory):
     erin = (await keycloak.launch_context(user_id(server, "erin"), {})).group("interns").grants
     assert set(erin.images) == {"opencv", "datascience"}  # its own roles and its parent's
     assert set(erin.instance_types) == {"gpu-1"}
+    await keycloak.close()
+
+
+def group_data(context, group_name: str) -> set[str]:
+    """The group claims and PHFS folders of a launch in ``group_name``."""
+    pod = compose_volumes(decide(LaunchRequest(group=group_name), context, CATALOG), context)
+    claims = {c for c in pod.claims if c.startswith("project-")}
+    return claims | {f"phfs:{m['subPath']}" for m in pod.mounts if "subPath" in m}
+
+
+@pytest.mark.reliability("isolation", cases=2)
+async def test_groups_that_share_a_name_get_no_shared_data(realm_factory):
+    """bob (ml-team), erin (ML_Team) and frank (/x/ml-team) reach no common claim or PHFS folder;
+    a top-level group created since the listing was read counts at its member's first login."""
+    server = realm_factory.create(realm_with_twins(realm_factory))
+    keycloak = directory(server)
+    launches = {}
+    for username, group_name in (("bob", "ml-team"), ("erin", "ML_Team"), ("frank", "ml-team")):
+        context = await keycloak.launch_context(user_id(server, username), {})
+        launches[username] = group_data(context, group_name)
+    for one, other in (("bob", "erin"), ("bob", "frank"), ("erin", "frank")):
+        assert not launches[one] & launches[other], launches
+    carol = user_id(server, "carol")
+    assert group_data(await keycloak.launch_context(carol, {}), "vision") == {"phfs:groups/vision"}
+
+    kc = keycloak_admin(server)
+    twin = kc.create_group({"name": "Vision"})
+    kc.create_user({"username": "gina", "enabled": True})
+    gina = kc.get_user_id("gina")
+    kc.group_user_add(gina, twin)
+    assert group_data(await keycloak.launch_context(gina, {}), "Vision") == set()
+    assert group_data(await keycloak.launch_context(carol, {}), "vision") == set()
     await keycloak.close()

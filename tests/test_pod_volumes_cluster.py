@@ -6,13 +6,15 @@ they find into the home volume, which the test reads from the claim's directory 
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from devstack.testing import eventually
-from tests.hub_stack import log_in, pods
+from tests.hub_stack import log_in, pods, realm_with_twins
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 PROBING = ["/bin/sh", "-c", f'sh -c "$PROBE"; exec {sys.executable} -m http.server 8888']
@@ -145,7 +147,7 @@ async def test_adversarial_names_pass_the_api_server(
     hub_factory, kube, namespace, test_ground, realm_factory
 ):
     from devstack.realms import add_user
-    from primehub_spawner.volumes import group_path_name
+    from primehub_spawner.naming import group_path_name
 
     weird_group = "Data_Science Ω Team"
     realm = realm_factory.variant()
@@ -207,3 +209,61 @@ async def test_adversarial_names_pass_the_api_server(
         )  # rw dataset and group volume writable
     except AssertionError:
         raise AssertionError(test_ground.pod_log(pod["metadata"]["uid"], "notebook")) from None
+
+
+def group_data(pod: dict) -> set[str]:
+    """The group claims and PHFS folders a pod spec mounts."""
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["spec"]["volumes"]
+        if v.get("persistentVolumeClaim", {}).get("claimName", "").startswith("project-")
+    }
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    return claims | {f"phfs:{m['subPath']}" for m in mounts if m.get("subPath")}
+
+
+@pytest.mark.reliability("isolation", cases=3)
+async def test_groups_that_share_a_name_share_no_claim_folder_quota_or_hub_group(
+    hub_factory, kube, namespace, realm_factory
+):
+    """bob (ml-team), erin (ML_Team) and frank (the subgroup /x/ml-team) each launch: PrimeHub
+    named all three ml-team. No pod mounts project-ml-team or PHFS groups/ml-team (each launch says
+    why), bob's CPU does not count in the quota of frank's group, and each group is its own
+    JupyterHub group."""
+    await make_claim(kube, namespace, "project-ml-team")
+    await make_claim(kube, namespace, "primehub-store")
+    hub = hub_factory(realm_with_twins(realm_factory))
+    await log_in(hub, "bob", "erin", "frank")
+    launched = {}
+    for user, group in (("bob", "ml-team"), ("erin", "ML_Team"), ("frank", "ml-team")):
+        # 1 CPU each; frank's group may use 1 CPU in all, which bob's pod must not take.
+        options = {"user_options": {"group": group, "instance_type": "cpu-1"}}
+        status, body = await asyncio.to_thread(hub.api, "POST", f"users/{user}/server", options)
+        assert status in (201, 202), (user, status, body, hub.log()[-2000:])
+
+        async def running(name=f"jupyter-{user}"):
+            found = [p for p in await pods(kube, namespace) if p["metadata"]["name"] == name]
+            return found[0] if found and found[0]["status"].get("phase") == "Running" else None
+
+        pod = launched[user] = await eventually(running, timeout=60)
+        assert group_data(pod) == set(), (user, group_data(pod))
+        spec = str(pod["spec"])
+        assert "project-ml-team" not in spec and "groups/ml-team" not in spec, user
+    labels = {u: p["metadata"]["labels"]["primehub.io/group"] for u, p in launched.items()}
+    assert len(set(labels.values())) == 3 and labels["bob"] == "ml-team", labels
+    log = hub.log()  # the launch warnings, also shown in each spawn's progress
+    for group, reason in (
+        ("ml-team", "its name becomes 'ml-team' like another group's"),
+        ("ML_Team", "its name becomes 'ml-team' like another group's"),
+        ("ml-team", "it is a subgroup (/x/ml-team)"),
+    ):
+        for what in ("shared volume", "PHFS folder"):
+            assert f"the {what} of group {group!r} is not mounted: {reason}" in log, log[-3000:]
+
+    status, groups = hub.api("GET", "groups")
+    members = {g["name"]: sorted(g["users"]) for g in groups}
+    subgroup = next(name for name in members if name.startswith("/x/ml-team#"))
+    assert members["ml-team"] == ["bob"] and members["ML_Team"] == ["erin"], members
+    assert members[subgroup] == ["frank"], members
+    status, found = hub.api("GET", f"groups/{quote(subgroup, safe='')}")
+    assert (status, found["name"], found["users"]) == (200, subgroup, ["frank"])
