@@ -48,6 +48,29 @@ class Presets:
     autolaunch: bool = False
 
 
+class LaunchPresets:
+    """Presets asked for by a link, per user and server, shown until that server's next launch.
+
+    One entry per user (her latest link wins), so what the hub keeps is bounded by its users and
+    nothing is stored on a server that does not exist yet (a link must not create one).
+    """
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, tuple[str, Presets]] = {}
+
+    def put(self, user: str, server: str, presets: Presets) -> None:
+        self._by_user[user] = (server, presets)
+
+    def get(self, user: str, server: str) -> Presets:
+        stored = self._by_user.get(user)
+        return stored[1] if stored is not None and stored[0] == server else Presets()
+
+    def discard(self, user: str, server: str) -> None:
+        stored = self._by_user.get(user)
+        if stored is not None and stored[0] == server:
+            del self._by_user[user]
+
+
 def _preselect(
     offer: GroupOffer,
     usage: GroupUsage,

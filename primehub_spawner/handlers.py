@@ -1,25 +1,45 @@
 """Hub pages of the plugin: launch links that preselect the Server Options form, and the form's
-per-group parts fetched when the user switches groups."""
+per-group parts fetched when the user switches groups.
+
+Neither page creates a server: only a launch does, through JupyterHub's own checks (its named-server
+limit among them). Access is by JupyterHub's scopes, as on its spawn page: ``servers`` on the
+user's server (``servers!server=<user>/<name>``, or a broader filter).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from jupyterhub.handlers import BaseHandler
+from jupyterhub.scopes import needs_scope
+from jupyterhub.slugs import is_valid_safe_slug
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from .form import Presets
+from .form import LaunchPresets, Presets
 
 
-def _spawner(handler: BaseHandler, user: Any, server: str) -> Any:
-    """The user's (named) server's spawner; 400 if that server name cannot be."""
-    if server and not handler.allow_named_servers:
-        raise web.HTTPError(400, "Named servers are not enabled on this hub")
-    try:
-        return user.get_or_create_spawner(server, server)
-    except ValueError as error:
-        raise web.HTTPError(400, f"server: {error}") from None
+def _launch_presets_of(spawner_class: type) -> LaunchPresets:
+    """Where the hub's spawner class keeps launch links' presets (a throwaway store for a spawner
+    class that shows no PrimeHub form)."""
+    return getattr(spawner_class, "launch_presets", None) or LaunchPresets()
+
+
+def _check_server_name(handler: BaseHandler, user: Any, server: str) -> None:
+    """400 unless ``server`` is the user's default or existing server, or a name JupyterHub would
+    accept for a new one."""
+    if not server or server in user.orm_spawners:
+        return
+    if not handler.allow_named_servers:
+        raise web.HTTPError(400, "server: named servers are not enabled on this hub")
+    if not is_valid_safe_slug(server):
+        raise web.HTTPError(400, f"server: {server[:100]!r} is not a valid server name")
+
+
+def _existing_spawner(user: Any, server: str) -> Any:
+    """The spawner of the user's ``server`` if it exists, else her default server's (which
+    JupyterHub always has): what the form shows depends on the user, not on the server."""
+    return user.spawners[server if server in user.orm_spawners else ""]
 
 
 class LaunchHandler(BaseHandler):
@@ -34,15 +54,21 @@ class LaunchHandler(BaseHandler):
     async def get(self) -> None:
         user = self.current_user
         server = self.get_query_argument("server", "")
-        spawner = _spawner(self, user, server)
-        if spawner.ready:
+        if not self.has_scope(f"servers!server={user.name}/{server}"):
+            raise web.HTTPError(403, "Launching needs the servers scope on this server")
+        _check_server_name(self, user, server)
+        if server in user.orm_spawners and user.spawners[server].ready:
             self.redirect(user.server_url(server))
             return
-        spawner.primehub_presets = Presets(
-            group=self.get_query_argument("group", None) or None,
-            instance_type=self.get_query_argument("instancetype", None) or None,
-            image=self.get_query_argument("image", None) or None,
-            autolaunch=self.get_query_argument("autolaunch", "") in ("1", "true"),
+        _launch_presets_of(self.spawner_class).put(
+            user.name,
+            server,
+            Presets(
+                group=self.get_query_argument("group", None) or None,
+                instance_type=self.get_query_argument("instancetype", None) or None,
+                image=self.get_query_argument("image", None) or None,
+                autolaunch=self.get_query_argument("autolaunch", "") in ("1", "true"),
+            ),
         )
         target = url_path_join(self.hub.base_url, "spawn", user.escaped_name)
         if server:
@@ -52,19 +78,17 @@ class LaunchHandler(BaseHandler):
 
 class GroupOptionsHandler(BaseHandler):
     """``/hub/primehub/options/<user>[/<server>]?group=<name>``: one group's part of that server's
-    Server Options form (HTML), for the user herself or an admin."""
+    Server Options form (HTML), for whoever may launch that server."""
 
     @web.authenticated
+    @needs_scope("servers")
     async def get(self, user_name: str, server_name: str = "") -> None:
-        current = self.current_user
-        if current.name != user_name and not current.admin:
-            raise web.HTTPError(403, "Only admins can see the server options of other users")
         user = self.find_user(user_name)
         if user is None:
             raise web.HTTPError(404, f"No such user: {user_name}")
+        _check_server_name(self, user, server_name)
         group = self.get_query_argument("group", "")
-        spawner = _spawner(self, user, server_name)
-        render = getattr(spawner, "render_group_options", None)
+        render = getattr(_existing_spawner(user, server_name), "render_group_options", None)
         html = await render(group) if render is not None and group else None
         if html is None:
             raise web.HTTPError(404, f"group: {user_name} is not a member of group {group!r}")

@@ -83,7 +83,7 @@ class PrimeHubSpawner(KubeSpawner):
     _background: ClassVar[set[asyncio.Future[None]]] = set()
     launch_group: str | None = None
     _starting: bool = False
-    primehub_presets: form.Presets = form.Presets()
+    launch_presets: ClassVar[form.LaunchPresets] = form.LaunchPresets()
 
     _per_spawn: ClassVar[tuple[str, ...]] = (
         "volumes",
@@ -159,7 +159,7 @@ class PrimeHubSpawner(KubeSpawner):
         # A launch link's presets hold until the next launch (JupyterHub may render the form twice).
         return form.render(
             *inputs,
-            presets=self.primehub_presets,
+            presets=self.launch_presets.get(self.user.name, self.name),
             last_group=self.launch_group,
             for_user=for_user,
             group_url=url_path_join(
@@ -172,6 +172,25 @@ class PrimeHubSpawner(KubeSpawner):
         user is not in it."""
         inputs = await self._form_inputs()
         return None if inputs is None else form.render_group(*inputs, group)
+
+    def options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, Any]:
+        """A ``GET /hub/spawn[/<user>/<server>]?…`` — a link, maybe on another site — never starts
+        a server (nor saves presets): its group, instance type and image only preselect the form,
+        which JupyterHub then shows with this exception's message."""
+
+        def first(*keys: str) -> str | None:
+            return next((query_data[k][0] for k in keys if query_data.get(k)), None)
+
+        self.launch_presets.put(
+            self.user.name,
+            self.name,
+            form.Presets(
+                group=first("group"),
+                instance_type=first("instance_type", "instancetype"),
+                image=first("image"),
+            ),
+        )
+        raise LinkDoesNotLaunch()
 
     async def load_user_options(self) -> None:
         """Options were checked and applied by ``apply_user_options``; KubeSpawner's profiles are unused."""
@@ -216,7 +235,7 @@ class PrimeHubSpawner(KubeSpawner):
             self.log.warning("%s: %s", self._log_name, warning)
         self.user_options = choice.user_options()
         self.launch_group = choice.group
-        self.primehub_presets = form.Presets()
+        self.launch_presets.discard(self.user.name, self.name)
         self.orm_spawner.user_options = self.user_options
         if saves_presets:
             self._save_env_presets(context.user.id, request.env)
@@ -462,6 +481,13 @@ class PrimeHubSpawner(KubeSpawner):
             )
             self.pvc_name = self._expand_user_properties(self.pvc_name_template)
             self._pvc_exists = False
+
+
+class LinkDoesNotLaunch(Exception):
+    """A GET with launch options: shown above the form JupyterHub renders instead of launching."""
+
+    def __str__(self) -> str:
+        return "A link can preselect server options but not start a server: check them and press Start."
 
 
 _NO_CONTEXT = (

@@ -98,11 +98,13 @@ async def hub_factory(test_ground, kube, namespace, realm_factory, tmp_path):
         realm: dict[str, Any] | None = None,
         cmd: list[str] | None = None,
         proxy: Proxy | None = None,
+        extra_config: str = "",
         **authenticator: Any,
     ) -> HubProcess:
         """A hub on ``namespace`` and a new realm (``realm``, default the demo realm), reached
         through ``proxy`` for the hub's own calls if given; ``authenticator``:
-        PrimeHubAuthenticator settings. ``hub.realm`` is the realm."""
+        PrimeHubAuthenticator settings; ``extra_config``: more lines of hub configuration.
+        ``hub.realm`` is the realm."""
         created = realm_factory.create(realm)
         hub = HubProcess(
             tmp_path / f"hub{len(hubs)}", environment={"KUBECONFIG": str(test_ground.kubeconfig)}
@@ -116,6 +118,7 @@ async def hub_factory(test_ground, kube, namespace, realm_factory, tmp_path):
                     f"c.PrimeHubAuthenticator.{key} = {value!r}"
                     for key, value in authenticator.items()
                 ),
+                extra_config,
             ]
         )
         hubs.append(hub)

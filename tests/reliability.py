@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-KINDS = ("bad input", "injection", "isolation", "faults", "secrets")
+KINDS = ("bad input", "injection", "isolation", "access", "faults", "secrets")
 FIGURES_KEY = pytest.StashKey["Figures"]()
 
 

@@ -8,7 +8,14 @@ import pytest
 
 from primehub_spawner.catalog import Catalog, InstanceType
 from primehub_spawner.context import Grants, GroupContext, LaunchContext, Quota, UserContext
-from primehub_spawner.form import GroupUsage, Presets, options_from_form, render, render_group
+from primehub_spawner.form import (
+    GroupUsage,
+    LaunchPresets,
+    Presets,
+    options_from_form,
+    render,
+    render_group,
+)
 from primehub_spawner.options import parse_user_options
 from primehub_spawner.quota import Usage
 from tests.test_permissions import CATALOG
@@ -183,3 +190,18 @@ def test_form_options_go_through_the_same_validator():
         parse_user_options(
             options_from_form({"group": ["cv"], "env_name": ["BAD NAME"], "env_value": ["x"]})
         )
+
+
+def test_launch_presets_are_kept_per_user_for_one_server_until_its_launch():
+    box = LaunchPresets()
+    box.discard("alice", "")  # nothing stored: nothing happens
+    box.put("alice", "gpu", Presets(group="ml-team"))
+    box.put("bob", "", Presets(group="phusers"))
+    assert box.get("alice", "gpu") == Presets(group="ml-team")
+    assert box.get("alice", "") == Presets()  # another server of hers
+    box.put("alice", "", Presets(image="pytorch"))  # her latest link wins
+    assert box.get("alice", "gpu") == Presets()
+    box.discard("alice", "gpu")  # not the server the presets are for
+    assert box.get("alice", "") == Presets(image="pytorch")
+    box.discard("alice", "")
+    assert box.get("alice", "") == Presets() and box.get("bob", "") == Presets(group="phusers")
