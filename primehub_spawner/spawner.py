@@ -20,7 +20,7 @@ from .context import GroupContext, LaunchContext
 from .environment import env_bool, env_str
 from .keycloak import env_presets_value
 from .options import OptionError, decide, parse_user_options
-from .outages import is_outage, outage_is_503
+from .outages import KubernetesUnavailable, is_outage, outage_is_503
 from .quota import GroupUsage, Ledger, Usage, exceeded, gpu_resource_names, usage
 from .reflector import CatalogCache
 from .user_profile import ENV_PRESETS
@@ -83,6 +83,7 @@ class PrimeHubSpawner(KubeSpawner):
     _background: ClassVar[set[asyncio.Future[None]]] = set()
     launch_group: str | None = None
     _starting: bool = False
+    _last_outage: tuple[str, BaseException] | None = None
     launch_presets: ClassVar[form.LaunchPresets] = form.LaunchPresets()
 
     _per_spawn: ClassVar[tuple[str, ...]] = (
@@ -433,6 +434,7 @@ class PrimeHubSpawner(KubeSpawner):
         except Exception as error:
             if isinstance(error, ApiException) or not is_outage(error):
                 raise
+            self._last_outage = (doing, error)
             self.log.warning(
                 "%s: the Kubernetes API failed while %s (%r); trying again",
                 self._log_name,
@@ -443,8 +445,16 @@ class PrimeHubSpawner(KubeSpawner):
 
     async def start(self) -> Any:
         self._starting = True
+        self._last_outage = None
         try:
             return await super().start()
+        except TimeoutError as error:
+            if self._last_outage is None:
+                raise
+            # KubeSpawner gave up trying again: the API server never took the request, so there
+            # is nothing to clean up (a pod it did store is found by the retry, which then succeeds).
+            doing, outage = self._last_outage
+            raise KubernetesUnavailable(doing, outage) from error
         finally:
             self._starting = False
             self.ledger.release(self._ledger_key)

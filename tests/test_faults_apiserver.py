@@ -77,25 +77,34 @@ async def hub(private_ground, private_kube, realm, tmp_path) -> AsyncIterator[Hu
         yield hub
 
 
+@contextlib.asynccontextmanager
+async def hub_through_a_proxy(
+    ground: TestGround, kube: KubeAPI, realm, toxiproxy, directory, extra: str = ""
+) -> AsyncIterator[tuple[HubProcess, Proxy]]:
+    """The hub reaching the API server through Toxiproxy (TLS passes through, to 127.0.0.1)."""
+    proxy = toxiproxy.proxy(urllib.parse.urlsplit(ground.cluster.server).netloc)
+    config = yaml.safe_load(ground.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    kubeconfig = directory / "kubeconfig"
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+    kubeconfig.write_text(yaml.safe_dump(config))
+    try:
+        # Requests may take LATENCY and more before KubeSpawner gives up on one.
+        extra = f"c.KubeSpawner.k8s_api_request_timeout = {3 * LATENCY}\n{extra}"
+        async with running_hub(ground, kube, realm, directory / "hub", kubeconfig, extra) as hub:
+            yield hub, proxy
+    finally:
+        proxy.delete()
+
+
 @pytest.fixture
 async def hub_behind_a_proxy(
     private_ground, private_kube, realm, toxiproxy, tmp_path
 ) -> AsyncIterator[tuple[HubProcess, Proxy]]:
-    """The hub reaching the API server through Toxiproxy (TLS passes through, to 127.0.0.1)."""
-    proxy = toxiproxy.proxy(urllib.parse.urlsplit(private_ground.cluster.server).netloc)
-    config = yaml.safe_load(private_ground.kubeconfig.read_text())
-    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
-    try:
-        # Requests may take LATENCY and more before KubeSpawner gives up on one.
-        extra = f"c.KubeSpawner.k8s_api_request_timeout = {3 * LATENCY}"
-        async with running_hub(
-            private_ground, private_kube, realm, tmp_path / "hub", kubeconfig, extra
-        ) as hub:
-            yield hub, proxy
-    finally:
-        proxy.delete()
+    async with hub_through_a_proxy(
+        private_ground, private_kube, realm, toxiproxy, tmp_path
+    ) as pair:
+        yield pair
 
 
 @contextlib.asynccontextmanager
@@ -199,6 +208,55 @@ async def test_the_api_server_dropping_the_pods_create_request_is_ridden_out(
     assert "the Kubernetes API failed while creating the pod" in hub.log()
     await assert_one_clean_server(hub, private_kube)
     assert counted(hub) == {"success/": 1}
+
+
+@pytest.mark.reliability("faults")
+async def test_the_api_server_gone_before_the_pod_is_created_is_a_clean_503(
+    private_ground, private_kube, realm, toxiproxy, tmp_path
+):
+    """The API server becomes unreachable while the spawn creates the home claim and the pod, and
+    stays away longer than KubeSpawner tries again: a 503 naming the Kubernetes API (not a 500),
+    counted as such, no pod; the same hub launches once it is back."""
+    extra = "\n".join(
+        [
+            "c.KubeSpawner.k8s_api_request_retry_timeout = 8",
+            "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 120}",  # the POST gets the outcome
+        ]
+    )
+    async with hub_through_a_proxy(
+        private_ground, private_kube, realm, toxiproxy, tmp_path, extra
+    ) as (hub, proxy):
+        proxy.latency(LATENCY)
+
+        async def launch() -> httpx.Response:  # slower than HubProcess.api's 30 s
+            async with httpx.AsyncClient(timeout=150) as http:
+                return await http.post(
+                    f"{hub.url}/hub/api/users/alice/server",
+                    json={"user_options": {}},
+                    headers={"Authorization": f"token {hub.api_token}"},
+                )
+
+        spawn = asyncio.ensure_future(launch())
+
+        async def claim_stored():
+            return "claim-alice" in await names(
+                private_kube, hub.namespace, "persistentvolumeclaims"
+            )
+
+        await eventually(claim_stored, timeout=90, interval=0.02, what="the home claim")
+        proxy.disable()  # before the pod's create request: it never reaches the API server
+        response = await spawn
+        proxy.replace()
+        status, body = response.status_code, response.json()
+        assert status == 503, body
+        assert body["message"].startswith("The Kubernetes API is unavailable, so creating the")
+        assert await names(private_kube, hub.namespace, "pods") == []
+        assert counted(hub) == {"failure/kubernetes_unavailable": 1}
+        status, body = await asyncio.to_thread(
+            hub.api, "POST", "users/alice/server", {"user_options": {}}
+        )
+        assert status in (201, 202), body
+        await assert_one_clean_server(hub, private_kube)
 
 
 @pytest.mark.reliability("faults")
