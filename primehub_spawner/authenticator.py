@@ -177,6 +177,21 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def _launch_context_max_age_default(self) -> float:
         return env_float("PRIMEHUB_LAUNCH_CONTEXT_MAX_AGE", 0.0)
 
+    refused_launch_refresh_interval = Float(
+        config=True,
+        help="""Seconds after a refused launch (HTTP 400: bad options, over quota) during which a
+        refresh of that user — JupyterHub's forced one before every spawn included — reuses the
+        stored launch context instead of calling Keycloak. A loop of refused launches then costs
+        Keycloak one refresh (a token refresh, a userinfo and three admin calls) per interval, not
+        one per request; a launch corrected within the interval is checked against groups and
+        roles at most this old. 0 turns it off. From
+        ``$PRIMEHUB_REFUSED_LAUNCH_REFRESH_INTERVAL``; default 10.""",
+    )
+
+    @default("refused_launch_refresh_interval")
+    def _refused_launch_refresh_interval_default(self) -> float:
+        return env_float("PRIMEHUB_REFUSED_LAUNCH_REFRESH_INTERVAL", 10.0)
+
     post_logout_redirect_url = Unicode(
         config=True,
         help="""Where Keycloak sends the browser after logout; it must be one of the client's valid
@@ -257,6 +272,19 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._expired_contexts: set[str] = set()
+        self._refused_at: dict[str, float] = {}  # user -> when a launch of hers was last refused
+
+    def note_refused_launch(self, username: str) -> None:
+        """Record a refused launch of ``username`` (see ``refused_launch_refresh_interval``)."""
+        now = time.monotonic()
+        horizon = now - self.refused_launch_refresh_interval
+        for name in [n for n, at in self._refused_at.items() if at < horizon]:
+            del self._refused_at[name]  # only recent refusals are kept
+        self._refused_at[username] = now
+
+    def _recently_refused(self, username: str) -> bool:
+        at = self._refused_at.get(username)
+        return at is not None and time.monotonic() - at < self.refused_launch_refresh_interval
 
     def launch_context_expired(self, username: str) -> bool:
         """Whether the last refresh of ``username`` failed past the grace period: the stored launch
@@ -336,6 +364,8 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         blocking work per spawn under a burst of spawns. ``fetched`` then keeps the time the stored
         context was written."""
         stored = await user.get_auth_state()
+        if self._recently_refused(user.name) and launch_context(stored) is not None:
+            return True
         if self.launch_context_max_age > 0:
             age = _context_age(stored)
             if age is not None and age <= self.launch_context_max_age:

@@ -37,6 +37,16 @@ DEVICE_ENV = re.compile(
 )
 
 
+# The most characters a user's environment presets take (PrimeHub's JSON in ``predefinedEnvs``):
+# they ride in every auth state, so a launch with more is refused and a longer attribute ignored.
+ENV_PRESETS_MAX = 64 * 1024
+
+
+def env_presets_value(env: Iterable[tuple[str, str]]) -> str:
+    """The ``predefinedEnvs`` attribute for these variables, in PrimeHub's JSON."""
+    return json.dumps([{"name": name, "value": value} for name, value in env])
+
+
 def reserved_env(name: str) -> str | None:
     """Why no user, group attribute or dataset may set the variable ``name``; None if they may."""
     if HUB_ENV.fullmatch(name):
@@ -173,10 +183,16 @@ def read_size(attributes: Mapping[str, list[str]], key: str, owner: str) -> int 
         return None
 
 
-def read_envs(attributes: Mapping[str, list[str]], key: str, owner: str) -> list[dict[str, str]]:
-    """A JSON list of ``{"name", "value"}``; entries with invalid names are dropped (logged)."""
+def read_envs(
+    attributes: Mapping[str, list[str]], key: str, owner: str, max_length: int | None = None
+) -> list[dict[str, str]]:
+    """A JSON list of ``{"name", "value"}``; entries with invalid names are dropped (logged), and
+    so is a value longer than ``max_length``."""
     value = _first(attributes, key, owner)
     if value is None:
+        return []
+    if max_length is not None and len(value) > max_length:
+        _bad(owner, key, f"longer than {max_length:,} characters")
         return []
     try:
         entries = json.loads(value)
@@ -366,7 +382,7 @@ class UserContext:
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 _bad(owner, "timezone", "not an IANA time zone")
                 timezone = None
-        envs = read_envs(attributes, "predefinedEnvs", owner)
+        envs = read_envs(attributes, "predefinedEnvs", owner, ENV_PRESETS_MAX)
         return cls(
             id=user["id"],
             username=user["username"],

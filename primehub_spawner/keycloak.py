@@ -15,7 +15,6 @@ since).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Mapping
@@ -26,7 +25,7 @@ from urllib.parse import quote
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError, KeycloakGetError, raise_error_from_response
 
-from .context import GroupContext, LaunchContext, UserContext
+from .context import GroupContext, LaunchContext, UserContext, env_presets_value
 from .naming import TopLevelGroups, is_top_level
 from .user_profile import ENV_PRESETS, UserProfile, dropped_warning
 
@@ -60,11 +59,6 @@ class IdentityServiceError(Exception):
 
 # What a user PUT must carry besides ``attributes`` (the user profile's own attributes).
 PROFILE_FIELDS = ("username", "email", "firstName", "lastName")
-
-
-def env_presets_value(env: tuple[tuple[str, str], ...]) -> str:
-    """The ``predefinedEnvs`` attribute for these variables, in PrimeHub's JSON."""
-    return json.dumps([{"name": name, "value": value} for name, value in env])
 
 
 @dataclass(frozen=True)

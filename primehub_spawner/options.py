@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Catalog
-from .context import ENV_NAME, LaunchContext, reserved_env
+from .context import ENV_NAME, ENV_PRESETS_MAX, LaunchContext, env_presets_value, reserved_env
 from .permissions import GroupOffer, OfferedImage, OfferedInstanceType, compatibility, resolve
 
 KNOWN_KEYS = ("group", "instance_type", "image", "safe_mode", "env")
@@ -110,6 +110,13 @@ def parse_user_options(options: Any) -> LaunchRequest:
                 f"env.{name}", f"must be at most {MAX_ENV_VALUE} characters without NUL"
             )
         pairs.append((name, value))
+    size = len(env_presets_value(pairs))
+    if size > ENV_PRESETS_MAX:
+        raise OptionError(
+            "env",
+            f"the variables take {size:,} characters as your saved presets; at most "
+            f"{ENV_PRESETS_MAX:,} are allowed",
+        )
     return LaunchRequest(
         group=_name(options, "group"),
         instance_type=_name(options, "instance_type"),

@@ -16,9 +16,8 @@ from traitlets import Bool, Unicode, default
 
 from . import claims, compose, form, volumes
 from .authenticator import PrimeHubAuthenticator, launch_context
-from .context import GroupContext, LaunchContext
+from .context import GroupContext, LaunchContext, env_presets_value
 from .environment import env_bool, env_str
-from .keycloak import env_presets_value
 from .options import OptionError, decide, parse_user_options
 from .outages import KubernetesUnavailable, is_outage, outage_is_503
 from .quota import GroupUsage, Ledger, Usage, exceeded, gpu_resource_names, usage
@@ -217,7 +216,7 @@ class PrimeHubSpawner(KubeSpawner):
             if saves_presets:
                 self._check_presets_fit(request.env)
         except OptionError as error:
-            raise _refusal(error) from None
+            raise self._refusal(error) from None
         with outage_is_503("checking the launch"):
             self._launch_warnings = list(pod.warnings) + await self._check_claims(pod)
             await self._start_watching_pods()
@@ -225,7 +224,7 @@ class PrimeHubSpawner(KubeSpawner):
             # check and reserve with no await in between
             self._admit(choice, gpu_resource_names(catalog.instance_types.values()))
         except OptionError as error:
-            raise _refusal(error) from None
+            raise self._refusal(error) from None
         try:
             for trait, value in self._settings(choice, context, request.safe_mode, pod).items():
                 setattr(self, trait, value)
@@ -240,6 +239,13 @@ class PrimeHubSpawner(KubeSpawner):
         self.orm_spawner.user_options = self.user_options
         if saves_presets:
             self._save_env_presets(context.user.id, request.env)
+
+    def _refusal(self, error: OptionError) -> SpawnException:
+        """The 400 for a refused launch; the authenticator is told, so that a loop of refused
+        launches does not cost Keycloak a refresh each."""
+        if isinstance(self.authenticator, PrimeHubAuthenticator):
+            self.authenticator.note_refused_launch(self.user.name)
+        return _refusal(error)
 
     def _settings(
         self, choice: Any, context: Any, safe_mode: bool, pod: volumes.PodVolumes

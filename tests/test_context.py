@@ -123,6 +123,12 @@ LEAKY_ATTRIBUTES = {
         "predefinedEnvs[0] ignored: its name is not a valid environment variable name",
     ),
     "an unknown time zone": ("user", "timezone", [f"Mars/{SECRET}"], "not an IANA time zone"),
+    "presets too long to carry": (
+        "user",
+        "predefinedEnvs",
+        [json.dumps([{"name": "BIG", "value": SECRET * 5000}])],
+        "predefinedEnvs ignored: longer than 65,536 characters",
+    ),
 }
 
 

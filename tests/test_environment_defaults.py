@@ -21,6 +21,14 @@ CASES = [
     (PrimeHubAuthenticator, "admin_api_timeout", "KEYCLOAK_ADMIN_API_TIMEOUT", "2.5", 2.5, 10.0),
     (
         PrimeHubAuthenticator,
+        "refused_launch_refresh_interval",
+        "PRIMEHUB_REFUSED_LAUNCH_REFRESH_INTERVAL",
+        "0",
+        0.0,
+        10.0,
+    ),
+    (
+        PrimeHubAuthenticator,
         "launch_context_max_age",
         "PRIMEHUB_LAUNCH_CONTEXT_MAX_AGE",
         "60",

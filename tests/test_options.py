@@ -50,6 +50,11 @@ GOOD = {
         ({**GOOD, "env": {"A": None}}, "env.A", "must be a string, not NoneType"),
         ({**GOOD, "env": {"A": "x" * 40000}}, "env.A", "at most"),
         ({**GOOD, "env": {f"V{i}": "" for i in range(101)}}, "env", "at most 100"),
+        (
+            {**GOOD, "env": {f"V{i}": "x" * 1000 for i in range(70)}},
+            "env",
+            "characters as your saved presets; at most 65,536 are allowed",
+        ),
     ],
 )
 def test_bad_shapes(options, field, reason):

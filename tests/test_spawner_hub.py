@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from devstack.keycloak import RequestCounter
 from devstack.realms import group as realm_group
 from devstack.testing import eventually
 from tests.hub_stack import (
@@ -442,6 +443,18 @@ async def test_datasets_and_group_settings_cannot_set_the_hubs_or_device_variabl
     log = hub.log()  # the launch warnings (also shown in the spawn's progress)
     assert "dataset nvidia: variable 'visible_devices' was left out" in log
     assert "dataset jupyterhub: variable 'api_url' was left out" in log
+
+
+@pytest.mark.reliability("access", cases=20)
+async def test_a_loop_of_refused_launches_costs_keycloak_one_refresh(hub_factory, keycloak):
+    hub = hub_factory()
+    await log_in(hub, "alice")
+    requests = RequestCounter(keycloak)
+    for attempt in range(20):
+        status, body = hub.api("POST", "users/alice/server", {"user_options": {"group": "vision"}})
+        assert status == 400, (attempt, body)
+    assert requests.calls("/userinfo") <= 1, requests.since()
+    assert requests.admin <= 4, requests.since()  # one refresh's admin calls (+ a group listing)
 
 
 # The other form refusals are in the bad-input catalogue (test_bad_input_hub.py); this one needs a
