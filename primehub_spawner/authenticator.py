@@ -273,6 +273,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         super().__init__(**kwargs)
         self._expired_contexts: set[str] = set()
         self._refused_at: dict[str, float] = {}  # user -> when a launch of hers was last refused
+        self._loaded_at: dict[str, float] = {}  # user -> when Keycloak last gave her context
 
     def note_refused_launch(self, username: str) -> None:
         """Record a refused launch of ``username`` (see ``refused_launch_refresh_interval``)."""
@@ -282,9 +283,19 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             del self._refused_at[name]  # only recent refusals are kept
         self._refused_at[username] = now
 
-    def _recently_refused(self, username: str) -> bool:
-        at = self._refused_at.get(username)
-        return at is not None and time.monotonic() - at < self.refused_launch_refresh_interval
+    def _spare_keycloak(self, username: str) -> bool:
+        """Whether a refresh may reuse the stored context: a launch was refused since Keycloak last
+        gave it, and that was less than ``refused_launch_refresh_interval`` ago (so the context
+        reused is never older than that, however many launches are refused)."""
+        now, interval = time.monotonic(), self.refused_launch_refresh_interval
+        loaded = self._loaded_at.get(username)
+        refused = self._refused_at.get(username)
+        return (
+            loaded is not None
+            and refused is not None
+            and refused >= loaded
+            and now - loaded < interval
+        )
 
     def launch_context_expired(self, username: str) -> bool:
         """Whether the last refresh of ``username`` failed past the grace period: the stored launch
@@ -324,6 +335,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             raise IdentityServiceUnavailable() from error
         auth_state[AUTH_STATE_KEY] = context.to_dict()
         self._expired_contexts.discard(auth_model["name"])
+        self._loaded_at[auth_model["name"]] = time.monotonic()
         if auth_model["admin"] is None:  # None unless listed in admin_users
             auth_model["admin"] = context.user.admin
         return auth_model
@@ -364,7 +376,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         blocking work per spawn under a burst of spawns. ``fetched`` then keeps the time the stored
         context was written."""
         stored = await user.get_auth_state()
-        if self._recently_refused(user.name) and launch_context(stored) is not None:
+        if self._spare_keycloak(user.name) and launch_context(stored) is not None:
             return True
         if self.launch_context_max_age > 0:
             age = _context_age(stored)

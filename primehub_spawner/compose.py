@@ -7,15 +7,17 @@ returns trait values for one concern, which the spawner applies to itself for th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubespawner.slugs import is_valid_label, safe_slug
 
-from .catalog import DEFAULT_GPU_RESOURCE, InstanceType
-from .context import LaunchContext
+from .catalog import InstanceType
+from .context import LaunchContext, reserved_env
 from .options import LaunchChoice, OptionError
 from .quota import GROUP_LABEL, USER_LABEL
+
+NVIDIA_PREFIX = "nvidia.com/"
 
 
 def label_value(name: str) -> str:
@@ -90,7 +92,8 @@ def environment(
         "PRIMEHUB_USER": username,
         "PRIMEHUB_GROUP": group.name,
     }
-    nvidia = instance_type.gpu_resource == DEFAULT_GPU_RESOURCE and instance_type.has_gpu
+    # Any NVIDIA resource (whole GPUs, MIG slices): the device plugin sets the visible devices.
+    nvidia = instance_type.has_gpu and instance_type.gpu_resource.startswith(NVIDIA_PREFIX)
     if not nvidia:
         env["NVIDIA_VISIBLE_DEVICES"] = "none"
     mlflow = group.mlflow
@@ -99,21 +102,28 @@ def environment(
             env["MLFLOW_TRACKING_URI"] = mlflow.tracking_uri
         if mlflow.ui_url:
             env["MLFLOW_UI_URL"] = mlflow.ui_url
-        env.update(dict(mlflow.tracking_envs))
-        env.update(dict(mlflow.artifact_envs))
+        for name, value in (*mlflow.tracking_envs, *mlflow.artifact_envs):
+            if reserved_env(name) is None:  # a launch context stored before names were checked
+                env[name] = value
     env.update(datasets or {})
     return env
 
 
-def check_user_environment(choice: LaunchChoice, dataset_sources: Mapping[str, str]) -> None:
-    """Refuse the user's variables that this launch sets itself: from the launch group's MLflow
-    settings or from an env dataset (``dataset_sources``: variable → the dataset setting it). The
-    hub's and the container runtimes' variables are refused earlier, whatever the launch."""
+def check_user_environment(
+    choice: LaunchChoice, dataset_sources: Mapping[str, str], configured: Iterable[str] = ()
+) -> None:
+    """Refuse the user's variables that this launch sets itself: from the hub's configuration
+    (``configured``: KubeSpawner's ``environment``), the launch group's MLflow settings or an env
+    dataset (``dataset_sources``: variable → the dataset setting it). The hub's and the container
+    runtimes' variables are refused earlier, whatever the launch."""
     group = choice.offer.group
-    sources = dict(dataset_sources)
-    if group.mlflow is not None:
-        for name, _ in (*group.mlflow.tracking_envs, *group.mlflow.artifact_envs):
-            sources.setdefault(name, f"the MLflow settings of group {group.name}")
+    sources = dict.fromkeys(configured, "the hub's configuration") | dict(dataset_sources)
+    mlflow = group.mlflow
+    if mlflow is not None:
+        own = [("MLFLOW_TRACKING_URI", mlflow.tracking_uri), ("MLFLOW_UI_URL", mlflow.ui_url)]
+        for name, value in (*own, *mlflow.tracking_envs, *mlflow.artifact_envs):
+            if value is not None:  # a URI the group does not set is the user's to set
+                sources.setdefault(name, f"the MLflow settings of group {group.name}")
     for name, _ in choice.request.env:
         if name in sources:
             raise OptionError(

@@ -24,10 +24,11 @@ log = logging.getLogger("primehub_spawner.context")
 CONTEXT_VERSION = 1
 # A POSIX-portable environment variable name (letters, digits, _; not starting with a digit).
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Variables that JupyterHub, KubeSpawner and this spawner set for every server...
+# Variables that JupyterHub, KubeSpawner and this spawner set for every server (MLFLOW_TRACKING_URI
+# and MLFLOW_UI_URL only where the launch group sets them: see compose.check_user_environment)...
 HUB_ENV = re.compile(
     r"JUPYTERHUB_.*|JPY_.*|JUPYTER_IMAGE|JUPYTER_IMAGE_SPEC|MEM_.*|CPU_.*|PRIMEHUB_.*"
-    r"|TZ|GROUP_ID|GROUP_NAME|INSTANCE_TYPE|IMAGE_NAME|MLFLOW_TRACKING_URI|MLFLOW_UI_URL"
+    r"|TZ|GROUP_ID|GROUP_NAME|INSTANCE_TYPE|IMAGE_NAME"
 )
 # ...and those that container runtimes and device plugins read to give a container its devices
 # (NVIDIA_VISIBLE_DEVICES=all on a CPU instance type would expose every GPU of the node).

@@ -211,7 +211,7 @@ class PrimeHubSpawner(KubeSpawner):
             pod = volumes.compose_volumes(
                 choice, context, self._volume_settings(), request.safe_mode
             )
-            compose.check_user_environment(choice, pod.env_sources)
+            compose.check_user_environment(choice, pod.env_sources, self._configured["environment"])
             saves_presets = "env" in (user_options or {}) and request.env != context.user.envs
             if saves_presets:
                 self._check_presets_fit(request.env)
@@ -436,7 +436,7 @@ class PrimeHubSpawner(KubeSpawner):
 
     async def _retried_on_outage(self, doing: str, request: Any) -> bool:
         try:
-            return await request
+            answered = await request
         except Exception as error:
             if isinstance(error, ApiException) or not is_outage(error):
                 raise
@@ -448,6 +448,8 @@ class PrimeHubSpawner(KubeSpawner):
                 error,
             )
             return False  # KubeSpawner's exponential_backoff tries again
+        self._last_outage = None  # a later timeout (e.g. the pod never starting) is not an outage
+        return answered
 
     async def start(self) -> Any:
         self._starting = True

@@ -100,9 +100,9 @@ def _group_volumes(
     group without a name of its own in the realm (``volume_name`` None) is left out with a warning,
     and so, as a second guard, is one whose volume would collide with one already mounted."""
     taken: dict[str, str] = {}
-    for group in sorted(groups, key=lambda g: g.name != launch.name):
+    for group in sorted(groups, key=lambda g: g.id != launch.id):
         volume = group.shared_volume
-        if volume is None or (group.name != launch.name and volume.launch_group_only):
+        if volume is None or (group.id != launch.id and volume.launch_group_only):
             continue
         path_name = group.volume_name
         if path_name is None:

@@ -175,24 +175,58 @@ def test_environment_order_and_rules():
     [
         ("MLFLOW_TRACKING_USERNAME", "the MLflow settings of group ml"),
         ("AWS_ACCESS_KEY_ID", "the MLflow settings of group ml"),
+        ("MLFLOW_TRACKING_URI", "the MLflow settings of group ml"),
         ("ML_ENV_LR", "dataset ml-env"),
+        ("PIP_INDEX_URL", "the hub's configuration"),
     ],
 )
 def test_the_user_cannot_replace_what_the_launch_sets(name, source):
     mlflow = MLflow(
-        None, None, (("MLFLOW_TRACKING_USERNAME", "ml"),), (("AWS_ACCESS_KEY_ID", "k"),)
+        "http://mlflow:5000",
+        None,
+        (("MLFLOW_TRACKING_USERNAME", "ml"),),
+        (("AWS_ACCESS_KEY_ID", "k"),),
     )
     ctx = context(mlflow=mlflow)
     request = LaunchRequest(group="ml", instance_type="cpu-1", env=((name, "mine"),))
     choice = decide(request, ctx, CATALOG)
+    sources = {"ML_ENV_LR": "dataset ml-env"}
     with pytest.raises(OptionError) as raised:
-        compose.check_user_environment(choice, {"ML_ENV_LR": "dataset ml-env"})
+        compose.check_user_environment(choice, sources, ["PIP_INDEX_URL"])
     assert raised.value.field == f"env.{name}"
     assert raised.value.reason == f"is set for this launch by {source} and cannot be overridden"
-    harmless = decide(
-        LaunchRequest(group="ml", instance_type="cpu-1", env=(("EXPERIMENT", "1"),)), ctx, CATALOG
+    for own in ("EXPERIMENT", "MLFLOW_UI_URL"):  # the group sets no UI URL: the user may
+        harmless = decide(
+            LaunchRequest(group="ml", instance_type="cpu-1", env=((own, "1"),)), ctx, CATALOG
+        )
+        compose.check_user_environment(harmless, sources, ["PIP_INDEX_URL"])
+
+
+def test_a_stored_context_cannot_bring_reserved_mlflow_variables():
+    """A launch context stored before variable names were checked still sets none of them."""
+    mlflow = MLflow(None, None, (("NVIDIA_VISIBLE_DEVICES", "all"), ("GROUP_ID", "x")), ())
+    ctx = context(mlflow=mlflow)
+    env = compose.environment(decide(LaunchRequest(group="ml"), ctx, CATALOG), ctx, "alice")
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "none" and env["GROUP_ID"] == "gid"
+
+
+@pytest.mark.parametrize(
+    ("gpu_resource", "visible"),
+    [("nvidia.com/gpu", None), ("nvidia.com/mig-1g.10gb", None), ("amd.com/gpu", "none")],
+)
+def test_nvidia_devices_are_left_to_the_device_plugin_for_any_nvidia_resource(
+    gpu_resource, visible
+):
+    spec = {"limits": {"cpu": 1, "memory": "1G", "gpu": 1}, "gpuResourceName": gpu_resource}
+    gpu = InstanceType.from_cr({"metadata": {"name": "gpu-1"}, "spec": spec})
+    catalog = type(CATALOG)(
+        instance_types={**CATALOG.instance_types, "gpu-1": gpu},
+        images=CATALOG.images,
+        datasets={},
     )
-    compose.check_user_environment(harmless, {"ML_ENV_LR": "dataset ml-env"})
+    ctx = context()
+    choice = decide(LaunchRequest(group="ml", instance_type="gpu-1"), ctx, catalog)
+    assert compose.environment(choice, ctx, "alice").get("NVIDIA_VISIBLE_DEVICES") == visible
 
 
 @pytest.mark.parametrize("name", ["alice", "Alice.O'Brien", "日本", "x" * 100, "a--b"])

@@ -457,6 +457,25 @@ async def test_a_loop_of_refused_launches_costs_keycloak_one_refresh(hub_factory
     assert requests.admin <= 4, requests.since()  # one refresh's admin calls (+ a group listing)
 
 
+@pytest.mark.reliability("access")
+async def test_refused_launches_do_not_keep_a_revoked_group_alive(hub_factory, keycloak):
+    """Refusals spare Keycloak only within the interval after its last answer: a user who keeps
+    being refused still has her groups reloaded once per interval."""
+    hub = hub_factory(refused_launch_refresh_interval=2.0)
+    await log_in(hub, "alice")
+    kc = keycloak_admin(hub.realm)
+    refused = {"user_options": {"group": "vision"}}
+    assert hub.api("POST", "users/alice/server", refused)[0] == 400
+    kc.group_user_remove(kc.get_user_id("alice"), kc.get_group_by_path("/ml-team")["id"])
+    requests = RequestCounter(keycloak)
+    for _ in range(10):  # 5 s of refusals, each within the interval of the one before
+        assert hub.api("POST", "users/alice/server", refused)[0] == 400
+        await asyncio.sleep(0.5)
+    status, body = hub.api("POST", "users/alice/server", {"user_options": {"group": "ml-team"}})
+    assert status == 400 and "you are not a member of group 'ml-team'" in body["message"], body
+    assert 1 <= requests.calls("/userinfo") <= 4, requests.since()  # about one per interval
+
+
 # The other form refusals are in the bad-input catalogue (test_bad_input_hub.py); this one needs a
 # realm whose quota a single launch exceeds.
 @pytest.mark.reliability("bad input")

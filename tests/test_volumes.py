@@ -365,3 +365,13 @@ def test_a_launch_context_stored_without_paths_mounts_no_group_data():
     )
     kept = GroupContext("m", "ml-team", "ml-team", path="/ml-team", volume_name="ml-team")
     assert GroupContext.from_dict(kept.to_dict()) == kept
+
+
+def test_a_launch_group_only_volume_stays_with_its_group_when_a_subgroup_has_its_name():
+    """Launching in the subgroup /x/ml-team does not mount the top-level ml-team's volume, which
+    is for launches in ml-team only (groups are told apart by id, not name)."""
+    only = SharedVolume("1Gi", launch_group_only=True)
+    subgroup = group("ml-team", path="/x/ml-team", shared=only)
+    top = group("ml-team", shared=only)
+    pod = volumes_for("ml-team", subgroup, top)  # the subgroup comes first: the launch group
+    assert not any(c.startswith("project-") for c in pod.claims), pod.claims
