@@ -3,8 +3,9 @@
 A launch mounts claims that others create (group volumes, pv datasets, PHFS): a missing one is left
 out with a warning rather than a pod that never starts. The home claim is the server's own: its
 name comes from ``pvc_name_template`` (``claim-{user_server}``: ``claim-<user>`` for the default
-server, ``claim-<user>--<server>`` for a named one, KubeSpawner's collision-free slugs) and the
-spawner creates it again at a start where it has gone.
+server, ``claim-<user>--<server>`` for a named one, KubeSpawner's collision-free slugs), a claim
+that KubeSpawner's annotations say is another server's is never mounted, and one that has gone is
+created again at the next start.
 """
 
 from __future__ import annotations
@@ -13,11 +14,92 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from jupyterhub.spawner import SpawnException
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from .volumes import PodVolumes
 
 HOME_CLAIM_TEMPLATE = "claim-{user_server}"
+USER_ANNOTATION = "hub.jupyter.org/username"
+SERVER_ANNOTATION = "hub.jupyter.org/servername"
+
+
+class HomeClaimTaken(SpawnException):
+    """The claim this server's template names belongs to another server: nothing is started."""
+
+    def __init__(self, claim: str, owner: str) -> None:
+        super().__init__(
+            f"The home volume claim {claim} belongs to another server, so this server cannot "
+            "start; an administrator must rename one of the claims.",
+            reason="home_claim_taken",
+            status_code=409,
+            log_message=f"home claim {claim} belongs to {owner}",
+        )
+
+
+def owner_of(claim: Any) -> str | None:
+    """``user`` or ``user/server`` as KubeSpawner annotated the claim; None when unannotated
+    (made before KubeSpawner annotated claims, or by an administrator)."""
+    annotations = getattr(claim.metadata, "annotations", None) or {}
+    user = annotations.get(USER_ANNOTATION)
+    if user is None:
+        return None
+    server = annotations.get(SERVER_ANNOTATION) or ""
+    return f"{user}/{server}" if server else user
+
+
+async def read_claim(api: Any, namespace: str, name: str) -> Any:
+    """The claim ``name``, None if it does not exist."""
+    try:
+        return await api.read_namespaced_persistent_volume_claim(name, namespace)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        return None
+
+
+async def settle_home_claim(spawner: Any) -> list[str]:
+    """Make the claim this start mounts the server's own; the warnings that say what changed.
+
+    A claim named by the current template but annotated for another server is a 409 (e.g. a
+    PrimeHub-era ``claim-john-2edoe`` of ``john.doe`` for the user ``john-2edoe``); one remembered
+    from an earlier template (KubeSpawner keeps the name in the server's state) that is another's
+    gives way to the template's name; one remembered but gone is created again. KubeSpawner's own
+    adoption of a pre-7 ``escape``-scheme name is stopped when that claim is another's.
+    """
+    me = spawner.user.name + (f"/{spawner.name}" if spawner.name else "")
+    own = spawner._expand_user_properties(spawner.pvc_name_template)
+    warnings = []
+    claim = await read_claim(spawner.api, spawner.namespace, spawner.pvc_name)
+    owner = owner_of(claim) if claim is not None else None
+    if owner not in (None, me):
+        if spawner.pvc_name == own:
+            raise HomeClaimTaken(own, owner)
+        spawner.log.warning(
+            "%s: the home claim %s remembered for it belongs to %s; using %s",
+            spawner._log_name,
+            spawner.pvc_name,
+            owner,
+            own,
+        )
+        warnings.append(f"the home claim remembered for this server is another's; {own} is used")
+        spawner.pvc_name, spawner._pvc_exists = own, False
+        claim = await read_claim(spawner.api, spawner.namespace, own)
+        owner = owner_of(claim) if claim is not None else None
+        if owner not in (None, me):
+            raise HomeClaimTaken(own, owner)
+    if claim is None and spawner._pvc_exists:
+        spawner._pvc_exists = False  # KubeSpawner would mount it without creating it
+        warnings.append(
+            f"your home volume claim {spawner.pvc_name} no longer exists; a new, empty one is "
+            "created"
+        )
+    if claim is None and spawner.handle_legacy_names:
+        legacy = spawner._expand_user_properties(spawner.pvc_name_template, slug_scheme="escape")
+        old = None if legacy == own else await read_claim(spawner.api, spawner.namespace, legacy)
+        if old is not None and owner_of(old) not in (None, me):
+            spawner.handle_legacy_names = False  # KubeSpawner would adopt another's claim
+    return warnings
 
 
 async def missing_claims(api: Any, namespace: str, names: Iterable[str]) -> set[str]:

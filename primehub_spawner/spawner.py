@@ -302,19 +302,13 @@ class PrimeHubSpawner(KubeSpawner):
         )
 
     async def _check_claims(self, pod: volumes.PodVolumes) -> list[str]:
-        """Leave out volumes whose claim does not exist (the pod would never start), and have the
-        home claim created again if it has gone since it was made; the warnings that say so."""
-        home_known = self._pvc_exists  # KubeSpawner then skips creating it
-        names = [*pod.claims, *([self.pvc_name] if home_known else [])]
-        missing = await claims.missing_claims(self.api, self.namespace, names)
-        warnings = claims.drop_missing(pod, missing)
-        if home_known and self.pvc_name in missing:
-            self._pvc_exists = False
-            warnings.append(
-                f"your home volume claim {self.pvc_name} no longer exists; a new, empty one is "
-                "created"
-            )
-        return warnings
+        """Leave out volumes whose claim does not exist (the pod would never start) and make sure
+        the home claim is this server's own (``claims.settle_home_claim``); the warnings."""
+        missing, home = await asyncio.gather(
+            claims.missing_claims(self.api, self.namespace, pod.claims),
+            claims.settle_home_claim(self),
+        )
+        return claims.drop_missing(pod, missing) + home
 
     async def progress(self) -> Any:
         """KubeSpawner's progress (the pod's events), preceded by this launch's warnings."""
@@ -483,22 +477,6 @@ class PrimeHubSpawner(KubeSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.launch_group = state.get("primehub_launch_group") or self.launch_group
-        own = {
-            self._expand_user_properties(self.pvc_name_template, slug_scheme=scheme)
-            for scheme in ("safe", "escape")
-        }
-        if self._pvc_exists and self.pvc_name not in own:
-            # Remembered from a template that gave two servers one claim (claim-{username}{servername}
-            # gave user al's server ice alice's claim-alice): only this server's own name is used.
-            self.log.warning(
-                "%s: not using the home claim %s remembered from an earlier pvc_name_template; "
-                "this server's is %s (see the README on moving homes)",
-                self._log_name,
-                self.pvc_name,
-                self._expand_user_properties(self.pvc_name_template),
-            )
-            self.pvc_name = self._expand_user_properties(self.pvc_name_template)
-            self._pvc_exists = False
 
 
 class LinkDoesNotLaunch(Exception):

@@ -12,6 +12,7 @@ from tests.hub_stack import log_in, pods
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 CLAIMS = "persistentvolumeclaims"
+ANNOTATION = "hub.jupyter.org/username"
 
 
 def home_claim(pod: dict) -> str:
@@ -70,33 +71,80 @@ async def test_users_whose_names_prefix_each_other_get_their_own_home_claims(
     assert set(claims.values()) <= names
 
 
-@pytest.mark.reliability("isolation")
-async def test_a_home_claim_remembered_from_a_colliding_template_is_not_used(
+OLD_TEMPLATE = '\nc.KubeSpawner.pvc_name_template = "claim-{username}{servername}"'
+
+
+async def stop_server(hub, kube, namespace: str, user: str, server: str) -> None:
+    path = f"users/{user}/servers/{server}" if server else f"users/{user}/server"
+    assert hub.api("DELETE", path)[0] in (202, 204)
+    pod = f"jupyter-{user}" + (f"--{server}" if server else "")
+
+    async def stopped():
+        names = [p["metadata"]["name"] for p in await pods(kube, namespace)]
+        return pod not in names and not hub.api("GET", f"users/{user}")[1]["pending"]
+
+    await eventually(stopped, timeout=30, what=f"{user}/{server} stopped")
+
+
+@pytest.mark.reliability("isolation", cases=2)
+async def test_a_home_claim_of_another_server_is_never_mounted(
     hub_factory, kube, namespace, realm_factory
 ):
-    hub = hub_factory(realm_with_prefix_users(realm_factory))
-    shipped = hub.config
-    hub.stop()
-    hub.config = shipped + '\nc.KubeSpawner.pvc_name_template = "claim-{username}{servername}"'
-    hub.start()
-    await log_in(hub, "al")
+    """Whatever names a template gives: with PrimeHub-era claim-{username}{servername}, user al's
+    server ice is refused alice's claim-alice; a claim of a PrimeHub-era user john.doe
+    (claim-john-2edoe in KubeSpawner's old escape scheme) is refused to the user john-2edoe."""
+    realm = realm_with_prefix_users(realm_factory)
+    add_user(realm, "john-2edoe", ["/ml-team"])
+    hub = hub_factory(realm, extra_config=OLD_TEMPLATE)
+    await log_in(hub, "alice", "al", "john-2edoe")
+    options = {"user_options": {"group": "ml-team"}}
+    assert hub.api("POST", "users/alice/server", options)[0] in (201, 202)
+    await ready(hub, "alice", "")
+    legacy = {
+        "metadata": {"name": "claim-john-2edoe", "annotations": {ANNOTATION: "john.doe"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    await kube.post(f"/api/v1/namespaces/{namespace}/{CLAIMS}", legacy)
+    for path, claim in (("users/al/servers/ice", "claim-alice"), ("users/john-2edoe/server", "")):
+        status, body = hub.api("POST", path, options)
+        assert status == 409, body
+        assert body["message"].startswith(f"The home volume claim {claim or 'claim-john-2edoe'}")
+    names = [p["metadata"]["name"] for p in await pods(kube, namespace)]
+    assert names == ["jupyter-alice"]
+
+
+@pytest.mark.reliability("isolation")
+async def test_a_remembered_home_claim_of_another_server_gives_way_to_its_own(
+    hub_factory, kube, namespace, realm_factory
+):
+    """al/ice ran under the old template while claim-alice was its own; since then alice's claim
+    took that name. Under the new template al/ice does not follow its memory into alice's home."""
+    hub = hub_factory(realm_with_prefix_users(realm_factory), extra_config=OLD_TEMPLATE)
+    shipped = hub.config.removesuffix(OLD_TEMPLATE)
+    await log_in(hub, "al", "alice")
     options = {"user_options": {"group": "ml-team"}}
     assert hub.api("POST", "users/al/servers/ice", options)[0] in (201, 202)
     assert home_claim(await pod_named(kube, namespace, "jupyter-al--ice")) == "claim-alice"
     await ready(hub, "al", "ice")  # the hub now remembers claim-alice for al/ice
-    assert hub.api("DELETE", "users/al/servers/ice")[0] in (202, 204)
+    await stop_server(hub, kube, namespace, "al", "ice")
+    await kube.delete(f"/api/v1/namespaces/{namespace}/{CLAIMS}/claim-alice")
 
-    async def stopped():
-        names = [p["metadata"]["name"] for p in await pods(kube, namespace)]
-        return "jupyter-al--ice" not in names and not hub.api("GET", "users/al")[1]["pending"]
+    async def gone():
+        return (
+            await kube.get_or_none(f"/api/v1/namespaces/{namespace}/{CLAIMS}/claim-alice") is None
+        )
 
-    await eventually(stopped, timeout=30, what="al/ice stopped")
+    await eventually(gone, timeout=30, what="al's claim-alice deleted")
+    assert hub.api("POST", "users/alice/server", options)[0] in (201, 202)  # alice's own now
+    await ready(hub, "alice", "")
     hub.stop()
     hub.config = shipped
     hub.start()
     assert hub.api("POST", "users/al/servers/ice", options)[0] in (201, 202)
     assert home_claim(await pod_named(kube, namespace, "jupyter-al--ice")) == "claim-al--ice"
-    assert "not using the home claim claim-alice remembered from an earlier" in hub.log()
+    assert "the home claim claim-alice remembered for it belongs to alice; using claim-al--ice" in (
+        hub.log()
+    )
 
 
 @pytest.mark.reliability("faults")
