@@ -181,15 +181,13 @@ class PrimeHubSpawner(KubeSpawner):
         def first(*keys: str) -> str | None:
             return next((query_data[k][0] for k in keys if query_data.get(k)), None)
 
-        self.launch_presets.put(
-            self.user.name,
-            self.name,
-            form.Presets(
-                group=first("group"),
-                instance_type=first("instance_type", "instancetype"),
-                image=first("image"),
-            ),
+        presets = form.Presets(
+            group=first("group"),
+            instance_type=first("instance_type", "instancetype"),
+            image=first("image"),
         )
+        if presets != form.Presets():  # e.g. ?utm_source=… keeps a launch link's presets
+            self.launch_presets.put(self.user.name, self.name, presets)
         raise LinkDoesNotLaunch()
 
     async def load_user_options(self) -> None:

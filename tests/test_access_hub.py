@@ -50,6 +50,10 @@ async def test_a_get_with_launch_options_only_preselects(hub_factory, kube, name
         selected = "ml-team" if user == "phadmin" else "phusers"
         assert f'data-selected-group="{selected}"' in page.text, link
         assert EVIL_INDEX not in text  # environment rows are never taken from a link
+    async with browser_session(hub, "alice") as http:  # a launch link, then a tracking argument
+        await http.get(f"{hub.url}/hub/primehub/launch?group=phusers")
+        page = await http.get(f"{hub.url}/hub/spawn?utm_source=newsletter")
+        assert 'data-selected-group="phusers"' in page.text  # the link's presets kept
     assert await pods(kube, namespace) == []
     for user in ("alice", "bob"):
         assert not any(s["started"] or s["pending"] for s in servers_of(hub, user).values())
