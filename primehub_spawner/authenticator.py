@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jwt
+from jupyterhub.spawner import SpawnException
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLogoutHandler
 from tornado import web
@@ -16,7 +17,7 @@ from traitlets import Float, Unicode, default
 
 from .context import GroupContext, LaunchContext
 from .environment import env_float, env_str
-from .keycloak import IdentityServiceError, KeycloakDirectory
+from .keycloak import IdentityServiceError, KeycloakDirectory, MissingRequiredRole
 
 AUTH_STATE_KEY = "primehub"
 
@@ -29,6 +30,28 @@ class IdentityServiceUnavailable(web.HTTPError):
             503,
             "The identity service is unavailable or misconfigured, so your groups and resources "
             "cannot be loaded. Please try again later or contact your administrator.",
+        )
+
+
+class RequiredRoleMissing(web.HTTPError):
+    """The login is refused: the user lacks the role the hub requires (``required_role``)."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(
+            403,
+            f"Your account does not hold the role {role!r} this hub requires, so you cannot log "
+            "in. Please ask your administrator for it.",
+        )
+
+
+class LaunchWithoutRequiredRole(SpawnException):
+    """A launch for a user who lacks the required role (an admin's, or with a stale login)."""
+
+    def __init__(self, username: str, role: str) -> None:
+        super().__init__(
+            f"{username} does not hold the role {role!r} this hub requires.",
+            reason="required_role",
+            status_code=403,
         )
 
 
@@ -118,6 +141,19 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     @default("global_group")
     def _global_group_default(self) -> str:
         return env_str("PRIMEHUB_GLOBAL_GROUP", default="everyone")
+
+    required_role = Unicode(
+        config=True,
+        help="""A role a user must hold to log in (PrimeHub's ``scopeRequired``): ``<role>`` for a
+        realm role (effective, so one mapped to her groups counts) or ``<client>/<role>`` for a
+        client role (read from the access token). Others get a refusal page and nothing is made for
+        them; a user who loses the role is logged out at her next refresh, and admins cannot launch
+        for her. Empty (the default): no role is required. From ``$PRIMEHUB_REQUIRED_ROLE``.""",
+    )
+
+    @default("required_role")
+    def _required_role_default(self) -> str:
+        return env_str("PRIMEHUB_REQUIRED_ROLE")
 
     admin_role = Unicode(
         config=True,
@@ -274,6 +310,12 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         self._expired_contexts: set[str] = set()
         self._refused_at: dict[str, float] = {}  # user -> when a launch of hers was last refused
         self._loaded_at: dict[str, float] = {}  # user -> when Keycloak last gave her context
+        self._lacking_role: set[str] = set()  # users whose last refresh found no required role
+
+    def required_role_missing(self, username: str) -> str | None:
+        """The required role ``username`` was found without at her last refresh, if so: no launch
+        may go ahead for her, not even an admin's (JupyterHub lets those through a failed refresh)."""
+        return self.required_role if username in self._lacking_role else None
 
     def note_refused_launch(self, username: str) -> None:
         """Record a refused launch of ``username`` (see ``refused_launch_refresh_interval``)."""
@@ -317,6 +359,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
                 global_group=self.global_group,
                 role_prefix=self.role_prefix,
                 admin_role=self.admin_role,
+                required_role=self.required_role,
                 group_cache_ttl=self.group_cache_ttl,
                 timeout=self.admin_api_timeout,
             )
@@ -328,6 +371,9 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         claims = jwt.decode(auth_state["access_token"], options={"verify_signature": False})
         try:
             context = await self.directory.launch_context(user_id, claims)
+        except MissingRequiredRole as missing:
+            self.log.warning("Login of %s refused: %s", auth_model["name"], missing)
+            raise RequiredRoleMissing(missing.role) from None
         except IdentityServiceError as error:
             self.log.error(
                 "Login of %s cannot load the launch context: %s", auth_model["name"], error
@@ -336,6 +382,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         auth_state[AUTH_STATE_KEY] = context.to_dict()
         self._expired_contexts.discard(auth_model["name"])
         self._loaded_at[auth_model["name"]] = time.monotonic()
+        self._lacking_role.discard(auth_model["name"])
         if auth_model["admin"] is None:  # None unless listed in admin_users
             auth_model["admin"] = context.user.admin
         return auth_model
@@ -348,6 +395,8 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         try:
             user_id = await self.directory.user_id(username)
             return None if user_id is None else await self.directory.launch_context(user_id, {})
+        except MissingRequiredRole as missing:
+            raise LaunchWithoutRequiredRole(username, missing.role) from None
         except IdentityServiceError as error:
             self.log.error("Cannot load the launch context of %s: %s", username, error)
             raise IdentityServiceUnavailable() from error
@@ -388,6 +437,9 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             if isinstance(refreshed, dict) and _unchanged(stored, refreshed, user.admin):
                 return True
             return refreshed
+        except RequiredRoleMissing:
+            self._lacking_role.add(user.name)  # JupyterHub lets an admin's launch go ahead anyway
+            return False  # a new login, which is then refused
         except (IdentityServiceUnavailable, HTTPClientError, OSError) as error:
             if isinstance(error, HTTPClientError) and error.code < 500:
                 raise

@@ -82,6 +82,14 @@ class AdminRole:
         return self.name in roles
 
 
+class MissingRequiredRole(Exception):
+    """The user does not hold the role the hub requires to use it (``required_role``)."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        super().__init__(f"the user does not hold the required role {role}")
+
+
 class KeycloakDirectory:
     """The admin-API reads behind a launch context, through python-keycloak's async methods."""
 
@@ -96,6 +104,7 @@ class KeycloakDirectory:
         global_group: str = "everyone",
         role_prefix: str = "",
         admin_role: str = "realm-management/realm-admin",
+        required_role: str = "",
         group_cache_ttl: float = 300.0,
         timeout: float = 10.0,
     ) -> None:
@@ -103,6 +112,7 @@ class KeycloakDirectory:
         self.global_group = global_group
         self.role_prefix = role_prefix
         self.admin_role = AdminRole.parse(admin_role)
+        self.required_role = required_role
         self.group_cache_ttl = group_cache_ttl
         self.connection = KeycloakOpenIDConnection(
             server_url=server_url,
@@ -349,6 +359,10 @@ class KeycloakDirectory:
                 self.role_prefix,
                 top_level.volume_name(global_raw["id"], global_raw["name"], global_raw.get("path")),
             )
+        if self.required_role and not AdminRole.parse(self.required_role).held(
+            effective_roles, token_claims
+        ):
+            raise MissingRequiredRole(self.required_role)
         admin = self.admin_role.held(effective_roles, token_claims)
         return LaunchContext(
             user=UserContext.build(user, admin), groups=contexts, global_group=global_context

@@ -15,7 +15,7 @@ from kubespawner import KubeSpawner
 from traitlets import Bool, Unicode, default
 
 from . import claims, compose, form, volumes
-from .authenticator import PrimeHubAuthenticator, launch_context
+from .authenticator import LaunchWithoutRequiredRole, PrimeHubAuthenticator, launch_context
 from .context import GroupContext, LaunchContext, env_presets_value
 from .environment import env_bool, env_str
 from .options import OptionError, decide, parse_user_options
@@ -131,6 +131,11 @@ class PrimeHubSpawner(KubeSpawner):
                 reason="identity_unavailable",
                 status_code=503,
             )
+        missing_role = (
+            self.authenticator.required_role_missing(self.user.name) if primehub else None
+        )
+        if missing_role:
+            raise LaunchWithoutRequiredRole(self.user.name, missing_role)
         context = launch_context(await self.user.get_auth_state())
         if context is None and primehub:
             context = await self.authenticator.launch_context_of(self.user.name)

@@ -257,3 +257,30 @@ async def test_a_slow_keycloak_does_not_stall_other_users(
         assert status in (201, 202) and spawn_time >= 3.0  # the reload did wait
     finally:
         hub.stop()
+
+
+@pytest.mark.reliability("access", cases=3)
+async def test_a_required_role_gates_the_login(realm_factory, tmp_path):
+    """``required_role``: alice, who holds it, logs in; bob gets a refusal page and no hub user;
+    alice, once the role is taken from her, is refused at her next login (launches for her:
+    test_spawner_hub.py)."""
+    variant = realm_factory.variant()
+    variant["roles"]["realm"].append({"name": "hub-user"})
+    next(u for u in variant["users"] if u["username"] == "alice")["realmRoles"].append("hub-user")
+    realm = realm_factory.create(variant)
+    hub = hub_for(realm, tmp_path / "hub", required_role="hub-user")
+    try:
+        await hub_login(hub, "alice")
+        assert user(hub, "alice")["name"] == "alice"
+        async with http_client() as http:
+            refused = await oauth_login(http, hub.url, "bob")
+        assert refused.status_code == 403, refused.text[-2000:]
+        assert "does not hold the role &#39;hub-user&#39; this hub requires" in refused.text
+        assert hub.api("GET", "users/bob")[0] == 404  # nothing made for him
+        kc = keycloak_admin(realm)
+        kc.delete_realm_roles_of_user(kc.get_user_id("alice"), [kc.get_realm_role("hub-user")])
+        async with http_client() as http:  # her next login is refused too
+            again = await oauth_login(http, hub.url, "alice")
+        assert again.status_code == 403, again.status_code
+    finally:
+        hub.stop()

@@ -19,6 +19,7 @@ CASES = [
         600.0,
     ),
     (PrimeHubAuthenticator, "admin_api_timeout", "KEYCLOAK_ADMIN_API_TIMEOUT", "2.5", 2.5, 10.0),
+    (PrimeHubAuthenticator, "required_role", "PRIMEHUB_REQUIRED_ROLE", "hub-user", "hub-user", ""),
     (
         PrimeHubAuthenticator,
         "refused_launch_refresh_interval",

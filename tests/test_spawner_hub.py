@@ -480,6 +480,24 @@ async def test_refused_launches_do_not_keep_a_revoked_group_alive(hub_factory, k
     assert 1 <= requests.calls("/userinfo") <= most < 11, requests.since()
 
 
+@pytest.mark.reliability("access")
+async def test_no_launch_for_a_user_who_lost_the_required_role(
+    hub_factory, kube, namespace, realm_factory
+):
+    """JupyterHub lets an admin's launch through a failed refresh; the spawner does not."""
+    realm = realm_factory.variant()
+    realm["roles"]["realm"].append({"name": "hub-user"})
+    next(u for u in realm["users"] if u["username"] == "alice")["realmRoles"].append("hub-user")
+    hub = hub_factory(realm, required_role="hub-user")
+    await log_in(hub, "alice")
+    kc = keycloak_admin(hub.realm)
+    kc.delete_realm_roles_of_user(kc.get_user_id("alice"), [kc.get_realm_role("hub-user")])
+    status, body = hub.api("POST", "users/alice/server", {"user_options": {}})
+    assert status == 403, body
+    assert body["message"] == "alice does not hold the role 'hub-user' this hub requires."
+    assert await pods(kube, namespace) == []
+
+
 # The other form refusals are in the bad-input catalogue (test_bad_input_hub.py); this one needs a
 # realm whose quota a single launch exceeds.
 @pytest.mark.reliability("bad input")
