@@ -15,6 +15,7 @@ from jupyterhub.scopes import needs_scope
 from jupyterhub.slugs import is_valid_safe_slug
 from jupyterhub.utils import url_path_join
 from tornado import web
+from tornado.httputil import url_concat
 
 from .form import LaunchPresets, Presets
 
@@ -42,11 +43,29 @@ def _existing_spawner(user: Any, server: str) -> Any:
     return user.spawners[server if server in user.orm_spawners else ""]
 
 
+def _deep_link(path: str) -> str:
+    """A launch link's ``path=`` (e.g. ``lab/tree/project/ml-team/report.ipynb``), checked to stay
+    inside the user's server: relative, without ``..``, empty segments or control characters."""
+    if not path:
+        return ""
+    segments = path.split("/")
+    if (
+        len(path) > 2000
+        or path.startswith("/")
+        or "\\" in path
+        or any(segment in ("", ".", "..") for segment in segments[:-1])
+        or segments[-1] in (".", "..")
+        or any(ord(char) < 32 or ord(char) == 127 for char in path)
+    ):
+        raise web.HTTPError(400, "path: must be a path inside the server, such as lab/tree/x.ipynb")
+    return path
+
+
 class LaunchHandler(BaseHandler):
-    """``/hub/primehub/launch?group=&instancetype=&image=&autolaunch=1[&server=<name>]``
+    """``/hub/primehub/launch?group=&instancetype=&image=&autolaunch=1[&server=<name>][&path=<p>]``
 
     Remembers the presets for the user's (named) server and opens its Server Options form; a
-    running server is opened instead. An unavailable preset is reported on the form, which then
+    running server is opened instead (at ``path`` if given, as after the start). An unavailable preset is reported on the form, which then
     picks a default; ``autolaunch=1`` asks the user to confirm with Start.
     """
 
@@ -57,8 +76,9 @@ class LaunchHandler(BaseHandler):
         if not self.has_scope(f"servers!server={user.name}/{server}"):
             raise web.HTTPError(403, "Launching needs the servers scope on this server")
         _check_server_name(self, user, server)
+        path = _deep_link(self.get_query_argument("path", ""))
         if server in user.orm_spawners and user.spawners[server].ready:
-            self.redirect(user.server_url(server))
+            self.redirect(url_path_join(user.server_url(server), path))
             return
         _launch_presets_of(self.spawner_class).put(
             user.name,
@@ -73,6 +93,8 @@ class LaunchHandler(BaseHandler):
         target = url_path_join(self.hub.base_url, "spawn", user.escaped_name)
         if server:
             target = url_path_join(target, server)
+        if path:  # where the browser lands once the server runs (JupyterHub's `next`)
+            target = url_concat(target, {"next": url_path_join(user.server_url(server), path)})
         self.redirect(target)
 
 

@@ -9,6 +9,7 @@ import json
 import re
 import sys
 import time
+import urllib.parse
 
 import pytest
 
@@ -496,6 +497,31 @@ async def test_no_launch_for_a_user_who_lost_the_required_role(
     assert status == 403, body
     assert body["message"] == "alice does not hold the role 'hub-user' this hub requires."
     assert await pods(kube, namespace) == []
+
+
+async def test_a_launch_link_with_a_path_lands_there_after_the_start(hub_factory):
+    hub = hub_factory()
+    await log_in(hub, "alice")
+    report = "lab/tree/project/ml-team/report.ipynb"
+    async with browser_session(hub, "alice") as http:
+        bad = await http.get(f"{hub.url}/hub/primehub/launch?group=ml-team&path=../../hub/token")
+        assert bad.status_code == 400 and "path: must be a path inside the server" in bad.text
+        link = await http.get(f"{hub.url}/hub/primehub/launch?group=ml-team&path={report}")
+        assert link.status_code == 302, link.text
+        form_url = f"{hub.url}{link.headers['location']}"
+        page = await http.get(form_url)
+        assert 'data-selected-group="ml-team"' in page.text
+        started = await http.post(form_url, data={"_xsrf": xsrf(page.text), "group": "ml-team"})
+        assert started.status_code == 302, started.text[-2000:]
+
+        async def ready():
+            return hub.api("GET", "users/alice")[1]["servers"].get("", {}).get("ready")
+
+        await eventually(ready, timeout=60, what="alice's server")
+        pending = f"{hub.url}/hub/spawn-pending/alice"
+        landed = await http.get(urllib.parse.urljoin(pending, started.headers["location"]))
+    assert landed.status_code == 302
+    assert landed.headers["location"].endswith(f"/user/alice/{report}"), landed.headers
 
 
 # The other form refusals are in the bad-input catalogue (test_bad_input_hub.py); this one needs a
