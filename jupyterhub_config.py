@@ -50,8 +50,8 @@ c.KubeSpawner.http_timeout = int(env("SPAWNER_HTTP_TIMEOUT", "30"))
 c.KubeSpawner.node_selector = {"component": "singleuser-server"}
 # The spawner mounts the home claim itself (at /home/jovyan, or /home/jovyan/user in safe mode), sized
 # by the user's volumeCapacity or PRIMEHUB_HOME_CAPACITY; PHFS from PRIMEHUB_PHFS_CLAIM ("" = off).
-# One claim per (user, server): claim-<user> for the default server (PrimeHub's name), claim-<user>--<server>
-# for a named one. Never "claim-{username}{servername}": user al's server ice would get claim-alice.
-c.KubeSpawner.pvc_name_template = "claim-{user_server}"
+# The home claim: claim-<user> for all of a user's servers (PrimeHub's one home per user), or one per
+# server with PRIMEHUB_HOME_PER_SERVER=true (claim-<user>, claim-<user>--<server>). Do not set
+# pvc_name_template to "claim-{username}{servername}": user al's server ice would get claim-alice.
 if env("SINGLEUSER_CMD"):
     c.KubeSpawner.cmd = env("SINGLEUSER_CMD").split()

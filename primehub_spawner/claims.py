@@ -2,10 +2,11 @@
 
 A launch mounts claims that others create (group volumes, pv datasets, PHFS): a missing one is left
 out with a warning rather than a pod that never starts. The home claim is the server's own: its
-name comes from ``pvc_name_template`` (``claim-{user_server}``: ``claim-<user>`` for the default
-server, ``claim-<user>--<server>`` for a named one, KubeSpawner's collision-free slugs), a claim
-that KubeSpawner's annotations say is another server's is never mounted, and one that has gone is
-created again at the next start.
+name comes from ``pvc_name_template``: by default ``claim-<user>`` for all her servers (one home
+per user, as in PrimeHub), or with ``home_per_server`` ``claim-{user_server}`` (``claim-<user>``
+for the default server, ``claim-<user>--<server>`` for a named one, KubeSpawner's collision-free
+slugs). A claim that KubeSpawner's annotations say is another user's (another server's, with a
+home per server) is never mounted, and one that has gone is created again at the next start.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from .volumes import PodVolumes
 
-HOME_CLAIM_TEMPLATE = "claim-{user_server}"
+SHARED_HOME_TEMPLATE = "claim-{username}"  # one home per user, every server mounts it
+PER_SERVER_HOME_TEMPLATE = "claim-{user_server}"  # claim-<user>, claim-<user>--<server>
+_SERVER_FIELDS = ("{servername}", "{user_server}", "{unescaped_servername}")
 USER_ANNOTATION = "hub.jupyter.org/username"
 SERVER_ANNOTATION = "hub.jupyter.org/servername"
 
@@ -37,14 +40,14 @@ class HomeClaimTaken(SpawnException):
         )
 
 
-def owner_of(claim: Any) -> str | None:
-    """``user`` or ``user/server`` as KubeSpawner annotated the claim; None when unannotated
-    (made before KubeSpawner annotated claims, or by an administrator)."""
+def owner_of(claim: Any, per_server: bool = True) -> str | None:
+    """``user`` or (``per_server``) ``user/server`` as KubeSpawner annotated the claim; None when
+    unannotated (made before KubeSpawner annotated claims, or by an administrator)."""
     annotations = getattr(claim.metadata, "annotations", None) or {}
     user = annotations.get(USER_ANNOTATION)
     if user is None:
         return None
-    server = annotations.get(SERVER_ANNOTATION) or ""
+    server = (annotations.get(SERVER_ANNOTATION) or "") if per_server else ""
     return f"{user}/{server}" if server else user
 
 
@@ -67,11 +70,12 @@ async def settle_home_claim(spawner: Any) -> list[str]:
     gives way to the template's name; one remembered but gone is created again. KubeSpawner's own
     adoption of a pre-7 ``escape``-scheme name is stopped when that claim is another's.
     """
-    me = spawner.user.name + (f"/{spawner.name}" if spawner.name else "")
+    per_server = any(field in spawner.pvc_name_template for field in _SERVER_FIELDS)
+    me = spawner.user.name + (f"/{spawner.name}" if spawner.name and per_server else "")
     own = spawner._expand_user_properties(spawner.pvc_name_template)
     warnings = []
     claim = await read_claim(spawner.api, spawner.namespace, spawner.pvc_name)
-    owner = owner_of(claim) if claim is not None else None
+    owner = owner_of(claim, per_server) if claim is not None else None
     if owner not in (None, me):
         if spawner.pvc_name == own:
             raise HomeClaimTaken(own, owner)
@@ -85,7 +89,7 @@ async def settle_home_claim(spawner: Any) -> list[str]:
         warnings.append(f"the home claim remembered for this server is another's; {own} is used")
         spawner.pvc_name, spawner._pvc_exists = own, False
         claim = await read_claim(spawner.api, spawner.namespace, own)
-        owner = owner_of(claim) if claim is not None else None
+        owner = owner_of(claim, per_server) if claim is not None else None
         if owner not in (None, me):
             raise HomeClaimTaken(own, owner)
     if claim is None and spawner._pvc_exists:
@@ -97,7 +101,7 @@ async def settle_home_claim(spawner: Any) -> list[str]:
     if claim is None and spawner.handle_legacy_names:
         legacy = spawner._expand_user_properties(spawner.pvc_name_template, slug_scheme="escape")
         old = None if legacy == own else await read_claim(spawner.api, spawner.namespace, legacy)
-        if old is not None and owner_of(old) not in (None, me):
+        if old is not None and owner_of(old, per_server) not in (None, me):
             spawner.handle_legacy_names = False  # KubeSpawner would adopt another's claim
     return warnings
 

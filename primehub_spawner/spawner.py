@@ -103,9 +103,26 @@ class PrimeHubSpawner(KubeSpawner):
         self._configured = {name: copy.deepcopy(getattr(self, name)) for name in self._per_spawn}
         self._launch_warnings: list[str] = []
 
+    home_per_server = Bool(
+        config=True,
+        help="""False (the default, PrimeHub's way): every server of a user mounts her one home
+        claim ``claim-<user>``, so a file saved in one is in her others — the claim's storage must
+        then attach to several pods at once (ReadWriteMany, e.g. NFS or CephFS; set
+        ``storage_access_modes``) when her servers may run on different nodes. True: each server
+        has a home of its own (``claim-<user>`` for the default server, ``claim-<user>--<server>``
+        for named ones), which works with ReadWriteOnce storage. Used when ``pvc_name_template``
+        is not configured. From ``$PRIMEHUB_HOME_PER_SERVER``.""",
+    )
+
+    @default("home_per_server")
+    def _home_per_server_default(self) -> bool:
+        return env_bool("PRIMEHUB_HOME_PER_SERVER", False)
+
     @default("pvc_name_template")
     def _pvc_name_template_default(self) -> str:
-        return claims.HOME_CLAIM_TEMPLATE
+        if self.home_per_server:
+            return claims.PER_SERVER_HOME_TEMPLATE
+        return claims.SHARED_HOME_TEMPLATE
 
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Any:

@@ -134,6 +134,14 @@ def shipped_config() -> Any:
     return PyFileConfigLoader(SHIPPED_CONFIG.name, path=str(SHIPPED_CONFIG.parent)).load_config()
 
 
+def shipped_claim_template() -> list[str]:
+    """The home claims' names as the shipped configuration sets them, if it does."""
+    spawner = shipped_config().KubeSpawner
+    if "pvc_name_template" not in spawner:
+        return []
+    return [f"c.KubeSpawner.pvc_name_template = {spawner.pvc_name_template!r}"]
+
+
 def primehub_config(
     hub: HubProcess, realm: Realm, namespace: str, cmd: list[str] | None = None
 ) -> str:
@@ -151,8 +159,7 @@ def primehub_config(
             f'c.PrimeHubAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"',
             f"c.KubeSpawner.namespace = {namespace!r}",
             f"c.KubeSpawner.cmd = {cmd or [sys.executable, '-m', 'http.server', '8888']!r}",
-            # the home claims' names as the shipped configuration has them
-            f"c.KubeSpawner.pvc_name_template = {shipped_config().KubeSpawner.pvc_name_template!r}",
+            *shipped_claim_template(),
             "c.KubeSpawner.start_timeout = 60",
             "c.KubeSpawner.http_timeout = 30",
             "import primehub_spawner",

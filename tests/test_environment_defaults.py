@@ -62,6 +62,7 @@ CASES = [
         False,
         True,
     ),
+    (PrimeHubSpawner, "home_per_server", "PRIMEHUB_HOME_PER_SERVER", "true", True, False),
 ]
 
 

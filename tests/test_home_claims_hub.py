@@ -41,34 +41,53 @@ def realm_with_prefix_users(realm_factory) -> dict:
     return realm
 
 
+PER_SERVER = "\nc.PrimeHubSpawner.home_per_server = True"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        pytest.param(  # the default: one home per user, as in PrimeHub
+            "",
+            {
+                ("alice", ""): "claim-alice",
+                ("al", "ice"): "claim-al",
+                ("alic", "e"): "claim-alic",
+                ("al", ""): "claim-al",
+            },
+            id="home per user",
+        ),
+        pytest.param(
+            PER_SERVER,
+            {
+                ("alice", ""): "claim-alice",  # PrimeHub's name for the default server
+                ("al", "ice"): "claim-al--ice",
+                ("alic", "e"): "claim-alic--e",
+                ("al", ""): "claim-al",
+            },
+            id="home per server",
+        ),
+    ],
+)
 @pytest.mark.reliability("isolation", cases=4)
 async def test_users_whose_names_prefix_each_other_get_their_own_home_claims(
-    hub_factory, kube, namespace, realm_factory
+    hub_factory, kube, namespace, realm_factory, config, expected
 ):
-    hub = hub_factory(realm_with_prefix_users(realm_factory))
-    servers = [("alice", ""), ("al", "ice"), ("alic", "e"), ("al", "")]
-    await log_in(hub, *{user for user, _ in servers})
-    for user, server in servers:
+    hub = hub_factory(realm_with_prefix_users(realm_factory), extra_config=config)
+    await log_in(hub, *{user for user, _ in expected})
+    for user, server in expected:
         path = f"users/{user}/servers/{server}" if server else f"users/{user}/server"
         status, body = hub.api("POST", path, {"user_options": {"group": "ml-team"}})
         assert status in (201, 202), body
     claims = {}
-    for user, server in servers:
+    for user, server in expected:
         pod = await pod_named(
             kube, namespace, f"jupyter-{user}" + (f"--{server}" if server else "")
         )
         claims[user, server] = home_claim(pod)
-    assert claims == {
-        ("alice", ""): "claim-alice",  # PrimeHub's name for the default server
-        ("al", "ice"): "claim-al--ice",
-        ("alic", "e"): "claim-alic--e",
-        ("al", ""): "claim-al",
-    }
-    names = {
-        c["metadata"]["name"]
-        for c in (await kube.get(f"/api/v1/namespaces/{namespace}/{CLAIMS}"))["items"]
-    }
-    assert set(claims.values()) <= names
+    assert claims == expected
+    listed = (await kube.get(f"/api/v1/namespaces/{namespace}/{CLAIMS}"))["items"]
+    assert set(claims.values()) <= {c["metadata"]["name"] for c in listed}
 
 
 OLD_TEMPLATE = '\nc.KubeSpawner.pvc_name_template = "claim-{username}{servername}"'
@@ -138,7 +157,7 @@ async def test_a_remembered_home_claim_of_another_server_gives_way_to_its_own(
     assert hub.api("POST", "users/alice/server", options)[0] in (201, 202)  # alice's own now
     await ready(hub, "alice", "")
     hub.stop()
-    hub.config = shipped
+    hub.config = shipped + PER_SERVER
     hub.start()
     assert hub.api("POST", "users/al/servers/ice", options)[0] in (201, 202)
     assert home_claim(await pod_named(kube, namespace, "jupyter-al--ice")) == "claim-al--ice"

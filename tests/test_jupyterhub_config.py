@@ -25,7 +25,7 @@ def test_defaults(monkeypatch):
     assert config.JupyterHub.authenticator_class == "primehub"
     assert config.KubeSpawner.namespace == "default"
     assert config.JupyterHub.allow_named_servers is True
-    assert config.KubeSpawner.pvc_name_template == "claim-{user_server}"
+    assert "pvc_name_template" not in config.KubeSpawner  # PrimeHubSpawner's home_per_server
     assert "volumes" not in config.KubeSpawner  # the spawner mounts the home volume itself
 
 

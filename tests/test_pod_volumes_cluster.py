@@ -267,3 +267,23 @@ async def test_groups_that_share_a_name_share_no_claim_folder_quota_or_hub_group
     assert members[subgroup] == ["frank"], members
     status, found = hub.api("GET", f"groups/{quote(subgroup, safe='')}")
     assert (status, found["name"], found["users"]) == (200, subgroup, ["frank"])
+
+
+async def test_a_users_servers_share_her_home(hub_factory, kube, namespace, test_ground):
+    """One home per user (the default): a file her default server writes is read by her named
+    server, inside the pods; the claim is hers, whichever server made it."""
+    hub = hub_factory(cmd=PROBING)
+    await log_in(hub, "alice")
+    await run_probe(hub, kube, namespace, "alice", "", "echo from-the-first > ~/note")
+    second = await run_probe(
+        hub, kube, namespace, "alice", "gpu", "cat ~/note > ~/seen-by-gpu", group="ml-team"
+    )
+    home = next(v for v in second["spec"]["volumes"] if v["name"] == "volume-home")
+    assert home["persistentVolumeClaim"]["claimName"] == "claim-alice"
+    directory = await claim_dir(kube, test_ground, namespace, "claim-alice")
+
+    async def seen():
+        path = directory / "seen-by-gpu"
+        return path.exists() and path.read_text() == "from-the-first\n"
+
+    await eventually(seen, timeout=30, what="the named server reading the default server's file")
