@@ -9,6 +9,7 @@ user's server (``servers!server=<user>/<name>``, or a broader filter).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
@@ -48,7 +49,7 @@ def _deep_link(path: str) -> str:
     inside the user's server: relative, without ``..``, empty segments or control characters."""
     if not path:
         return ""
-    segments = path.split("/")
+    segments = [unquote(segment) for segment in path.split("/")]  # browsers read %2e%2e as ..
     if (
         len(path) > 2000
         or path.startswith("/")

@@ -23,6 +23,7 @@ def test_paths_inside_the_server(path):
         "lab/../../hub/token",
         "lab//x",
         "lab/tree/..",
+        "lab/%2e%2e/%2E%2e/hub/token",
         "lab\\..\\hub",
         "lab/\x00",
         "lab/\nx",
