@@ -144,6 +144,24 @@ async def test_alice_launches_in_ml_team_and_her_home_survives_a_restart(browser
         again = await notebook.request("GET", "contents/survives-a-restart.txt")
         assert again.status_code == 200 and again.json()["content"] == "written before the stop"
 
+        # Her second server mounts the same home (one home per user): the file is there too.
+        issued = await http.post(
+            f"{hub}/hub/api/users/alice/tokens",
+            json={"note": "e2e", "expires_in": 600},
+            headers={"X-XSRFToken": http.cookies.get("_xsrf", path="/hub/") or ""},
+        )
+        assert issued.status_code == 201, issued.text
+        api = {"Authorization": f"token {issued.json()['token']}"}
+        options = {"group": "ml-team", "instance_type": "cpu-1", "image": "base-notebook"}
+        launched = await http.post(
+            f"{hub}/hub/api/users/alice/servers/second", headers=api, json={"user_options": options}
+        )
+        assert launched.status_code in (201, 202), launched.text
+        second = NotebookServer(http, hub, "alice", "second")
+        assert await eventually(second.open, timeout=120, interval=1, what="her second server")
+        seen = await second.request("GET", "contents/survives-a-restart.txt")
+        assert seen.status_code == 200 and seen.json()["content"] == "written before the stop"
+
 
 @pytest.mark.reliability("injection")
 async def test_carol_sees_vision_with_its_name_as_text_and_launches(browser, demo_stack):
