@@ -42,7 +42,10 @@ class HomeClaimTaken(SpawnException):
 
 def owner_of(claim: Any, per_server: bool = True) -> str | None:
     """``user`` or (``per_server``) ``user/server`` as KubeSpawner annotated the claim; None when
-    unannotated (made before KubeSpawner annotated claims, or by an administrator)."""
+    there is no claim or it is unannotated (made before KubeSpawner annotated claims, or by an
+    administrator)."""
+    if claim is None:
+        return None
     annotations = getattr(claim.metadata, "annotations", None) or {}
     user = annotations.get(USER_ANNOTATION)
     if user is None:
@@ -75,7 +78,7 @@ async def settle_home_claim(spawner: Any) -> list[str]:
     own = spawner._expand_user_properties(spawner.pvc_name_template)
     warnings = []
     claim = await read_claim(spawner.api, spawner.namespace, spawner.pvc_name)
-    owner = owner_of(claim, per_server) if claim is not None else None
+    owner = owner_of(claim, per_server)
     if owner not in (None, me):
         if spawner.pvc_name == own:
             raise HomeClaimTaken(own, owner)
@@ -89,7 +92,7 @@ async def settle_home_claim(spawner: Any) -> list[str]:
         warnings.append(f"the home claim remembered for this server is another's; {own} is used")
         spawner.pvc_name, spawner._pvc_exists = own, False
         claim = await read_claim(spawner.api, spawner.namespace, own)
-        owner = owner_of(claim, per_server) if claim is not None else None
+        owner = owner_of(claim, per_server)
         if owner not in (None, me):
             raise HomeClaimTaken(own, owner)
     if claim is None and spawner._pvc_exists:
@@ -109,18 +112,9 @@ async def settle_home_claim(spawner: Any) -> list[str]:
 async def missing_claims(api: Any, namespace: str, names: Iterable[str]) -> set[str]:
     """The claims among ``names`` that do not exist in ``namespace`` (read concurrently)."""
 
-    async def exists(claim: str) -> bool:
-        try:
-            await api.read_namespaced_persistent_volume_claim(claim, namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            return False
-        return True
-
     claims = list(dict.fromkeys(names))
-    found = await asyncio.gather(*(exists(claim) for claim in claims))
-    return {claim for claim, present in zip(claims, found, strict=True) if not present}
+    found = await asyncio.gather(*(read_claim(api, namespace, claim) for claim in claims))
+    return {claim for claim, read in zip(claims, found, strict=True) if read is None}
 
 
 def drop_missing(pod: PodVolumes, missing: set[str]) -> list[str]:

@@ -265,7 +265,8 @@ class PrimeHubSpawner(KubeSpawner):
         launches does not cost Keycloak a refresh each."""
         if isinstance(self.authenticator, PrimeHubAuthenticator):
             self.authenticator.note_refused_launch(self.user.name)
-        return _refusal(error)
+        reason = "quota" if error.field == "quota" else "invalid_options"
+        return SpawnException(f"user_options.{error.field}: {error.reason}", reason=reason)
 
     def _settings(
         self, choice: Any, context: Any, safe_mode: bool, pod: volumes.PodVolumes
@@ -510,11 +511,6 @@ _NO_CONTEXT = (
     "There is no PrimeHub launch context for this user: the login carries none and Keycloak "
     "does not know the user name. Please log in again."
 )
-
-
-def _refusal(error: OptionError) -> SpawnException:
-    reason = "quota" if error.field == "quota" else "invalid_options"
-    return SpawnException(f"user_options.{error.field}: {error.reason}", reason=reason)
 
 
 def _literal(values: dict[str, str]) -> dict[str, str]:

@@ -53,6 +53,17 @@ def shot(name: str) -> str:
     return str(SCREENSHOTS / f"{name}.png")
 
 
+async def api_headers(http: httpx.AsyncClient, hub: str, user: str) -> dict[str, str]:
+    """The REST API as ``user``, logged in in ``http``: a token she makes for herself."""
+    issued = await http.post(
+        f"{hub}/hub/api/users/{user}/tokens",
+        json={"note": "e2e", "expires_in": 600},
+        headers={"X-XSRFToken": http.cookies.get("_xsrf", path="/hub/") or ""},
+    )
+    assert issued.status_code == 201, issued.text
+    return {"Authorization": f"token {issued.json()['token']}"}
+
+
 async def choose(page, group: str, instance_type: str, image: str) -> None:
     await choose_group(page, group)
     fieldset = page.locator(f'fieldset[data-group="{group}"]')
@@ -145,13 +156,7 @@ async def test_alice_launches_in_ml_team_and_her_home_survives_a_restart(browser
         assert again.status_code == 200 and again.json()["content"] == "written before the stop"
 
         # Her second server mounts the same home (one home per user): the file is there too.
-        issued = await http.post(
-            f"{hub}/hub/api/users/alice/tokens",
-            json={"note": "e2e", "expires_in": 600},
-            headers={"X-XSRFToken": http.cookies.get("_xsrf", path="/hub/") or ""},
-        )
-        assert issued.status_code == 201, issued.text
-        api = {"Authorization": f"token {issued.json()['token']}"}
+        api = await api_headers(http, hub, "alice")
         options = {"group": "ml-team", "instance_type": "cpu-1", "image": "base-notebook"}
         launched = await http.post(
             f"{hub}/hub/api/users/alice/servers/second", headers=api, json={"user_options": options}
@@ -201,13 +206,7 @@ async def test_phadmin_launches_for_bob_through_the_rest_api(demo_stack):
     hub = demo_stack.hub_url
     async with httpx.AsyncClient(timeout=60) as http:
         await oauth_login(http, hub, "phadmin")
-        issued = await http.post(
-            f"{hub}/hub/api/users/phadmin/tokens",
-            json={"note": "e2e", "expires_in": 600},
-            headers={"X-XSRFToken": http.cookies.get("_xsrf", path="/hub/") or ""},
-        )
-        assert issued.status_code == 201, issued.text
-        api = {"Authorization": f"token {issued.json()['token']}"}
+        api = await api_headers(http, hub, "phadmin")
         created = await http.post(f"{hub}/hub/api/users/bob", headers=api)
         assert created.status_code in (201, 409), created.text  # bob has never logged in
         options = {"group": "ml-team", "instance_type": "cpu-2", "image": "pytorch"}
