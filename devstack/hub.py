@@ -120,7 +120,13 @@ class HubProcess:
             return response.read().decode()
 
     def log(self) -> str:
+        """The log's last 200 lines (for failure messages)."""
         return self.process.log_tail(200) if self.process else ""
+
+    def full_log(self) -> str:
+        """The whole log: for checking that a message was logged (a tail can lose it behind
+        later tracebacks)."""
+        return self.process.log_path.read_text(errors="replace") if self.process else ""
 
     def stop(self) -> None:
         if self.process is not None:

@@ -144,7 +144,7 @@ async def test_identity_service_refusing_fails_the_login_clearly(realm_factory, 
         page = await hub_login(hub, "alice")
         assert page.status_code == 503
         assert "identity service is unavailable or misconfigured" in page.text
-        assert "reading the user" in hub.log() and "HTTP 403" in hub.log()
+        assert "reading the user" in hub.full_log() and "HTTP 403" in hub.full_log()
         status, _ = hub.api("GET", "users/alice")
         assert status == 404  # no user half-made
     finally:
@@ -165,11 +165,11 @@ async def test_outage_during_refresh_is_ridden_out_within_the_grace_period(
             await asyncio.sleep(1.1)  # past auth_refresh_age: the next request refreshes
             within = await http.get(f"{hub.url}/hub/home")
             assert within.status_code == 200
-            assert "keeping the launch context" in hub.log()
+            assert "keeping the launch context" in hub.full_log()
             await asyncio.sleep(2.2)  # past the grace period
             beyond = await http.get(f"{hub.url}/hub/home")
             assert beyond.status_code == 302 and beyond.headers["location"].startswith("/hub/login")
-            assert "a new login is required" in hub.log()
+            assert "a new login is required" in hub.full_log()
     finally:
         hub.stop()
 
@@ -212,7 +212,7 @@ async def test_keycloak_down_at_the_callback_is_a_503_and_no_user(
             page = await http.get(callback)
         assert page.status_code == 503, page.text[:300]
         assert "identity service is unavailable" in page.text
-        assert "Keycloak did not answer" in hub.log()
+        assert "Keycloak did not answer" in hub.full_log()
         assert hub.api("GET", "users/alice")[0] == 404  # no user half-made
     finally:
         hub.stop()
@@ -228,7 +228,7 @@ async def test_a_launch_while_keycloak_is_down_uses_the_recent_context(
         keycloak_proxy.disable()
         status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
         assert status in (201, 202), hub.log()
-        assert "keeping the launch context" in hub.log()
+        assert "keeping the launch context" in hub.full_log()
     finally:
         hub.stop()
 

@@ -180,7 +180,7 @@ async def test_an_outage_in_the_middle_of_a_spawn_is_ridden_out(hub, private_gro
     assert status in (201, 202), body
     await assert_one_clean_server(hub, private_kube)
     assert counted(hub) == {"success/": 1}
-    assert "Error when watching resources, retrying" in hub.log()  # the outage reached the hub
+    assert "Error when watching resources, retrying" in hub.full_log()  # the outage reached the hub
 
 
 @pytest.mark.reliability("faults")
@@ -205,7 +205,7 @@ async def test_the_api_server_dropping_the_pods_create_request_is_ridden_out(
     proxy.replace()  # back, without the latency
     status, body = await spawn
     assert status in (201, 202), body
-    assert "the Kubernetes API failed while creating the pod" in hub.log()
+    assert "the Kubernetes API failed while creating the pod" in hub.full_log()
     await assert_one_clean_server(hub, private_kube)
     assert counted(hub) == {"success/": 1}
 
@@ -292,7 +292,7 @@ async def test_the_hubs_watches_resume_after_the_api_server_restarts(
     )
     assert status in (201, 202), body
     await assert_one_clean_server(hub, private_kube)
-    assert "gave up" not in hub.log()
+    assert "gave up" not in hub.full_log()
 
 
 async def _stopped(hub: HubProcess) -> bool:

@@ -71,7 +71,7 @@ async def test_a_killed_keycloak_is_ridden_out_and_its_restart_picked_up(
             await asyncio.sleep(1.1)  # past auth_refresh_age: the next request refreshes
             page = await alice.get(f"{hub.url}/hub/home")
             assert page.status_code == 200  # within the grace period
-            assert "keeping the launch context" in hub.log()
+            assert "keeping the launch context" in hub.full_log()
             status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
             assert status in (201, 202), hub.log()
 

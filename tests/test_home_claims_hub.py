@@ -162,7 +162,7 @@ async def test_a_remembered_home_claim_of_another_server_gives_way_to_its_own(
     assert hub.api("POST", "users/al/servers/ice", options)[0] in (201, 202)
     assert home_claim(await pod_named(kube, namespace, "jupyter-al--ice")) == "claim-al--ice"
     assert "the home claim claim-alice remembered for it belongs to alice; using claim-al--ice" in (
-        hub.log()
+        hub.full_log()
     )
 
 
@@ -192,5 +192,5 @@ async def test_a_home_claim_that_vanished_is_created_again_at_the_next_start(
     await ready(hub, "alice", "")  # not Pending on "persistentvolumeclaim not found"
     assert await kube.get_or_none(claim) is not None
     assert "your home volume claim claim-alice no longer exists; a new, empty one is created" in (
-        hub.log()
+        hub.full_log()
     )

@@ -573,7 +573,7 @@ async def test_pod_volumes_missing_claims_and_literal_values(hub_factory, kube, 
         progress_messages(hub, "alice", "", until="Started container"), 60
     )
     assert (await spawning)[0] in (201, 202), hub.log()
-    assert "PHFS storage is not mounted" in hub.log()
+    assert "PHFS storage is not mounted" in hub.full_log()
     warnings = [m for m in messages if m.startswith("Warning:")]
     assert (
         "Warning: dataset MNIST is not mounted: its volume claim dataset-mnist does not exist"
@@ -630,6 +630,6 @@ async def test_no_launch_on_a_context_older_than_the_grace_period(
     # groups and roles stored at her login may have been revoked since, so the spawner refuses.
     assert status == 503, body
     assert body["message"].startswith("The identity service has been unavailable for too long")
-    assert "a new login is required" in hub.log()
+    assert "a new login is required" in hub.full_log()
     assert hub.api("GET", "users/alice")[1]["servers"] == {}
     assert await pods(kube, namespace) == []
