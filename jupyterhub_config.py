@@ -55,3 +55,17 @@ c.KubeSpawner.node_selector = {"component": "singleuser-server"}
 # pvc_name_template to "claim-{username}{servername}": user al's server ice would get claim-alice.
 if env("SINGLEUSER_CMD"):
     c.KubeSpawner.cmd = env("SINGLEUSER_CMD").split()
+
+# -- idle culling ------------------------------------------------------------------------------------
+# jupyterhub-idle-culler, run by the hub, stops each server after its own idle timeout: its instance
+# type's idleTimeout, else its launch group's idle-timeout attribute, else PRIMEHUB_IDLE_TIMEOUT (1 hour
+# by default; 0: none). PRIMEHUB_IDLE_CULLER=false turns the culler off; PRIMEHUB_CULL_EVERY is how
+# often it looks (default 60 s). Kernels idle for PRIMEHUB_KERNEL_IDLE_TIMEOUT are culled inside servers.
+if env("PRIMEHUB_IDLE_CULLER", "true").lower() == "true":
+    from primehub_spawner import culling
+
+    culling.enable_idle_culler(
+        c,
+        timeout=culling.env_duration("PRIMEHUB_IDLE_TIMEOUT", 3600),
+        cull_every=culling.env_duration("PRIMEHUB_CULL_EVERY", 60),
+    )

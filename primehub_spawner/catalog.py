@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from .culling import parse_duration
 from .quantities import QuantityError, quantity
 
 GROUP = "primehub.io"
@@ -49,6 +50,16 @@ def _quantity(value: Any, owner: str, key: str) -> Decimal:
         raise CatalogError(f"{owner}: {key} {error.reason}") from error
 
 
+def _duration(spec: Mapping[str, Any], key: str, owner: str) -> int | None:
+    value = spec.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise CatalogError(f"{owner}: {key} {error}") from error
+
+
 @dataclass(frozen=True)
 class InstanceType:
     """CPU (cores) and memory (bytes) limits, optional requests (overcommit), GPUs and scheduling."""
@@ -64,6 +75,7 @@ class InstanceType:
     gpu_resource: str = DEFAULT_GPU_RESOURCE
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    idle_timeout: int | None = None  # seconds; servers of this type are culled sooner (or later)
 
     @property
     def has_gpu(self) -> bool:
@@ -109,6 +121,7 @@ class InstanceType:
             gpu_resource=gpu_resource,
             node_selector={str(k): str(v) for k, v in selector.items()},
             tolerations=tuple(dict(t) for t in tolerations),
+            idle_timeout=_duration(spec, "idleTimeout", owner),
         )
 
 

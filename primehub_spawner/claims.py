@@ -18,7 +18,7 @@ from typing import Any
 from jupyterhub.spawner import SpawnException
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from .volumes import PodVolumes
+from .volumes import GROUP_VOLUME_PATH, PHFS_PATH, PodVolumes
 
 SHARED_HOME_TEMPLATE = "claim-{username}"  # one home per user, every server mounts it
 PER_SERVER_HOME_TEMPLATE = "claim-{user_server}"  # claim-<user>, claim-<user>--<server>
@@ -137,5 +137,8 @@ def drop_missing(pod: PodVolumes, missing: set[str]) -> list[str]:
             for target, link in pod.links
             if not any(target == p or target.startswith(p + "/") for p in paths)
         ]
+        for variable in (GROUP_VOLUME_PATH, PHFS_PATH):
+            if pod.env.get(variable) in paths:
+                del pod.env[variable]
         warnings.append(f"{what} is not mounted: its volume claim {claim} does not exist")
     return warnings

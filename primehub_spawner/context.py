@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .culling import parse_duration
 from .naming import group_key
 from .quantities import QuantityError, format_gibibytes, gigabytes_or_quantity, quantity
 
@@ -171,6 +172,18 @@ def read_count(attributes: Mapping[str, list[str]], key: str, owner: str) -> int
     return int(parsed)
 
 
+def read_duration(attributes: Mapping[str, list[str]], key: str, owner: str) -> int | None:
+    """Seconds from ``3600``, ``90s``, ``45m`` or ``2h``."""
+    value = _first(attributes, key, owner)
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        _bad(owner, key, f"it {error}")
+        return None
+
+
 def read_size(attributes: Mapping[str, list[str]], key: str, owner: str) -> int | None:
     """Bytes from a Kubernetes quantity (``8G`` = 8·10⁹, ``8Gi`` = 8·2³⁰, as the API server reads an
     instance type's memory) or PrimeHub's bare number of GB (``8``, read as 8Gi)."""
@@ -273,6 +286,8 @@ class GroupContext:
     grants: Grants = Grants()
     path: str | None = None
     volume_name: str | None = None
+    idle_timeout: int | None = None  # seconds (attribute idle-timeout)
+    grant_sudo: bool | None = None  # None: the hub's setting (attribute grant-sudo)
 
     @property
     def key(self) -> str:
@@ -330,6 +345,8 @@ class GroupContext:
             grants=Grants.from_roles(roles, prefix),
             path=group.get("path"),
             volume_name=volume_name,
+            idle_timeout=read_duration(attributes, "idle-timeout", owner),
+            grant_sudo=read_bool(attributes, "grant-sudo", owner),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -359,6 +376,8 @@ class GroupContext:
             grants=Grants.from_dict(data.get("grants", {})),
             path=data.get("path"),
             volume_name=data.get("volume_name"),
+            idle_timeout=data.get("idle_timeout"),
+            grant_sudo=data.get("grant_sudo"),
         )
 
 

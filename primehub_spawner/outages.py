@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 from jupyterhub.spawner import SpawnException
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubespawner import KubeSpawner
 
 
 class KubernetesUnavailable(SpawnException):
@@ -43,3 +45,70 @@ def outage_is_503(doing: str) -> Iterator[None]:
         if not is_outage(error):
             raise
         raise KubernetesUnavailable(doing, error) from error
+
+
+class OutageTolerantSpawner(KubeSpawner):
+    """KubeSpawner that rides out a Kubernetes API server that drops requests or restarts, and
+    fails a start it gave up on with :class:`KubernetesUnavailable` (503) rather than a timeout."""
+
+    _last_outage: tuple[str, BaseException] | None = None
+
+    async def _start_reflector(
+        self, kind: str, *args: Any, replace: bool = False, **kwargs: Any
+    ) -> Any:
+        """KubeSpawner's shared reflector for ``kind``, replaced when its first listing failed.
+
+        KubeSpawner keeps a reflector whose first listing failed (the API server was down when the
+        hub first needed it) and re-raises that failure to every later spawn; this starts it over.
+        """
+        current = self.__class__.reflectors.get(self._get_reflector_key(kind))
+        loaded = current.first_load_future if current is not None else None
+        failed = loaded is not None and loaded.done() and (loaded.cancelled() or loaded.exception())
+        return await super()._start_reflector(kind, *args, replace=replace or failed, **kwargs)
+
+    async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> bool:
+        """KubeSpawner's, tried again when the API server drops the request.
+
+        The API server may die after storing the pod and before answering: KubeSpawner would fail
+        the spawn on the broken connection. Retried, the create finds the pod (409), which
+        KubeSpawner deletes and creates again, so one pod runs. An error answer (an
+        ``ApiException``, 5xx included) is left to KubeSpawner as before."""
+        return await self._retried_on_outage(
+            "creating the pod", super()._make_create_pod_request(pod, request_timeout)
+        )
+
+    async def _make_create_pvc_request(self, pvc: Any, request_timeout: float) -> bool:
+        """KubeSpawner's, tried again when the API server drops the request (a claim created
+        before the connection broke is found on the retry, as KubeSpawner expects)."""
+        return await self._retried_on_outage(
+            "creating the home claim", super()._make_create_pvc_request(pvc, request_timeout)
+        )
+
+    async def _retried_on_outage(self, doing: str, request: Any) -> bool:
+        try:
+            answered = await request
+        except Exception as error:
+            if isinstance(error, ApiException) or not is_outage(error):
+                raise
+            self._last_outage = (doing, error)
+            self.log.warning(
+                "%s: the Kubernetes API failed while %s (%r); trying again",
+                self._log_name,
+                doing,
+                error,
+            )
+            return False  # KubeSpawner's exponential_backoff tries again
+        self._last_outage = None  # a later timeout (e.g. the pod never starting) is not an outage
+        return answered
+
+    async def start(self) -> Any:
+        self._last_outage = None
+        try:
+            return await super().start()
+        except TimeoutError as error:
+            if self._last_outage is None:
+                raise
+            # KubeSpawner gave up trying again: the API server never took the request, so there
+            # is nothing to clean up (a pod it did store is found by the retry, which then succeeds).
+            doing, outage = self._last_outage
+            raise KubernetesUnavailable(doing, outage) from error

@@ -10,22 +10,21 @@ from typing import Any, ClassVar
 
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubespawner import KubeSpawner
 from traitlets import Bool, Unicode, default
 
-from . import claims, compose, form, volumes
+from . import claims, compose, culling, form, startup, volumes
 from .authenticator import LaunchWithoutRequiredRole, PrimeHubAuthenticator, launch_context
 from .context import GroupContext, LaunchContext, env_presets_value
 from .environment import env_bool, env_str
+from .lifecycle import ServerLifecycle
 from .options import OptionError, decide, parse_user_options
-from .outages import KubernetesUnavailable, is_outage, outage_is_503
+from .outages import outage_is_503
 from .quota import GroupUsage, Ledger, Usage, exceeded, gpu_resource_names, usage
 from .reflector import CatalogCache
 from .user_profile import ENV_PRESETS
 
 
-class PrimeHubSpawner(KubeSpawner):
+class PrimeHubSpawner(ServerLifecycle):
     """Launch a notebook server in one of the user's Keycloak groups.
 
     Every request — the form, ``POST /hub/api/users/{name}/server[s/{server}]`` with
@@ -78,11 +77,47 @@ class PrimeHubSpawner(KubeSpawner):
     def _gitsync_host_root_default(self) -> str:
         return env_str("PRIMEHUB_GITSYNC_HOST_ROOT", default="/home/dataset")
 
+    grant_sudo = Bool(
+        config=True,
+        help="""Whether the notebook user may use ``sudo`` (the image must have it): a sudoers
+        rule for her uid and privilege escalation allowed. A launch group's ``grant-sudo``
+        attribute (true/false) decides for its launches. From ``$PRIMEHUB_GRANT_SUDO``; default
+        False. The server itself never runs as root (``uid``, default 1000).""",
+    )
+
+    @default("grant_sudo")
+    def _grant_sudo_default(self) -> bool:
+        return env_bool("PRIMEHUB_GRANT_SUDO", False)
+
+    startup_profiles = Bool(
+        config=True,
+        help="""Whether the server sources the launch group's start-up profiles,
+        ``<group volume>/.primehub/profile`` and ``.primehub/<user>.profile``, at start (not in
+        safe mode). Any member who can write the group volume can write them, and they run in
+        every member's server: a group volume is a trust boundary. From
+        ``$PRIMEHUB_STARTUP_PROFILES``; default True.""",
+    )
+
+    @default("startup_profiles")
+    def _startup_profiles_default(self) -> bool:
+        return env_bool("PRIMEHUB_STARTUP_PROFILES", True)
+
+    @default("uid")
+    def _uid_default(self) -> int:
+        return 1000  # PrimeHub's NB_UID; KubeSpawner's trait, as z2jh sets it
+
+    @default("gid")
+    def _gid_default(self) -> int:
+        return 100
+
+    @default("fs_gid")
+    def _fs_gid_default(self) -> int:
+        return 100
+
     ledger: ClassVar[Ledger] = Ledger()
     _background: ClassVar[set[asyncio.Future[None]]] = set()
     launch_group: str | None = None
     _starting: bool = False
-    _last_outage: tuple[str, BaseException] | None = None
     launch_presets: ClassVar[form.LaunchPresets] = form.LaunchPresets()
 
     _per_spawn: ClassVar[tuple[str, ...]] = (
@@ -95,6 +130,9 @@ class PrimeHubSpawner(KubeSpawner):
         "tolerations",
         "lifecycle_hooks",
         "image_pull_secrets",
+        "cmd",
+        "init_containers",
+        "allow_privilege_escalation",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -315,7 +353,45 @@ class PrimeHubSpawner(KubeSpawner):
         if links and "postStart" not in hooks:
             hooks["postStart"] = {"exec": {"command": links}}
         settings["lifecycle_hooks"] = hooks
+        settings.update(self._day_two_settings(choice, settings, base))
         return settings
+
+    def _day_two_settings(
+        self, choice: Any, settings: dict[str, Any], base: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Idle timeouts, writable mounts, sudo and the start-up script, for ``settings``."""
+        group = choice.offer.group
+        self.server_idle_timeout = culling.applicable_timeout(
+            choice.instance_type.instance_type, group, self.idle_timeout
+        )
+        environment = {
+            **settings["environment"],
+            **culling.kernel_culling_env(self.kernel_idle_timeout),
+            "JUPYTERHUB_ACTIVITY_INTERVAL": str(
+                culling.activity_interval(self.server_idle_timeout)
+            ),
+        }
+        sudo = self.grant_sudo if group.grant_sudo is None else group.grant_sudo
+        volume_list, mounts = list(settings["volumes"]), list(settings["volume_mounts"])
+        memory = {v["name"] for v in volume_list if "emptyDir" in v}
+        ours = [m for m in mounts[len(base["volume_mounts"]) :] if m["name"] not in memory]
+        uid = self.uid if isinstance(self.uid, int) else 1000
+        gid = self.gid if isinstance(self.gid, int) else 100
+        prepare = startup.prepare_container(
+            settings["image"], ours, uid, gid, sudo, self.image_pull_policy
+        )
+        if sudo:
+            volume, mount = startup.sudo_volume()
+            volume_list.append(volume)
+            mounts.append(mount)
+        return {
+            "environment": environment,
+            "volumes": volume_list,
+            "volume_mounts": mounts,
+            "init_containers": [*base["init_containers"], prepare],
+            "allow_privilege_escalation": True if sudo else base["allow_privilege_escalation"],
+            "cmd": startup.start_command(base["cmd"], profiles=self.startup_profiles),
+        }
 
     def _volume_settings(self) -> volumes.VolumeSettings:
         return volumes.VolumeSettings(
@@ -418,66 +494,10 @@ class PrimeHubSpawner(KubeSpawner):
             wanted,
         )
 
-    async def _start_reflector(
-        self, kind: str, *args: Any, replace: bool = False, **kwargs: Any
-    ) -> Any:
-        """KubeSpawner's shared reflector for ``kind``, replaced when its first listing failed.
-
-        KubeSpawner keeps a reflector whose first listing failed (the API server was down when the
-        hub first needed it) and re-raises that failure to every later spawn; this starts it over.
-        """
-        current = self.__class__.reflectors.get(self._get_reflector_key(kind))
-        loaded = current.first_load_future if current is not None else None
-        failed = loaded is not None and loaded.done() and (loaded.cancelled() or loaded.exception())
-        return await super()._start_reflector(kind, *args, replace=replace or failed, **kwargs)
-
-    async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> bool:
-        """KubeSpawner's, tried again when the API server drops the request.
-
-        The API server may die after storing the pod and before answering: KubeSpawner would fail
-        the spawn on the broken connection. Retried, the create finds the pod (409), which
-        KubeSpawner deletes and creates again, so one pod runs. An error answer (an
-        ``ApiException``, 5xx included) is left to KubeSpawner as before."""
-        return await self._retried_on_outage(
-            "creating the pod", super()._make_create_pod_request(pod, request_timeout)
-        )
-
-    async def _make_create_pvc_request(self, pvc: Any, request_timeout: float) -> bool:
-        """KubeSpawner's, tried again when the API server drops the request (a claim created
-        before the connection broke is found on the retry, as KubeSpawner expects)."""
-        return await self._retried_on_outage(
-            "creating the home claim", super()._make_create_pvc_request(pvc, request_timeout)
-        )
-
-    async def _retried_on_outage(self, doing: str, request: Any) -> bool:
-        try:
-            answered = await request
-        except Exception as error:
-            if isinstance(error, ApiException) or not is_outage(error):
-                raise
-            self._last_outage = (doing, error)
-            self.log.warning(
-                "%s: the Kubernetes API failed while %s (%r); trying again",
-                self._log_name,
-                doing,
-                error,
-            )
-            return False  # KubeSpawner's exponential_backoff tries again
-        self._last_outage = None  # a later timeout (e.g. the pod never starting) is not an outage
-        return answered
-
     async def start(self) -> Any:
         self._starting = True
-        self._last_outage = None
         try:
             return await super().start()
-        except TimeoutError as error:
-            if self._last_outage is None:
-                raise
-            # KubeSpawner gave up trying again: the API server never took the request, so there
-            # is nothing to clean up (a pod it did store is found by the retry, which then succeeds).
-            doing, outage = self._last_outage
-            raise KubernetesUnavailable(doing, outage) from error
         finally:
             self._starting = False
             self.ledger.release(self._ledger_key)

@@ -22,6 +22,8 @@ from .naming import unnamed_reason
 from .options import LaunchChoice
 from .permissions import DatasetMount
 
+GROUP_VOLUME_PATH = "PRIMEHUB_GROUP_VOLUME_PATH"  # the launch group's volume, for start-up profiles
+PHFS_PATH = "PRIMEHUB_PHFS_PATH"
 _ENV_KEY = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
 
@@ -122,6 +124,8 @@ def _group_volumes(
         mount_path = f"{settings.project_root}/{path_name}"
         pod.add(f"project-{path_name}", _claim(claim), mount_path)
         pod.claims[claim] = f"the shared volume of group {group.display_name}"
+        if group.id == launch.id:
+            pod.env[GROUP_VOLUME_PATH] = mount_path
         if volume.home_symlink:
             pod.links.append((mount_path, f"{home}/{path_name}"))
 
@@ -201,6 +205,7 @@ def compose_volumes(
             sub_path=f"groups/{launch.volume_name}",
         )
         pod.claims[settings.phfs_claim] = "PHFS storage"
+        pod.env[PHFS_PATH] = settings.phfs_path
         pod.links.append((settings.phfs_path, f"{home}/phfs"))
     if settings.shm:
         pod.add("dshm", {"emptyDir": {"medium": "Memory"}}, "/dev/shm")  # noqa: S108 - the pod's own tmpfs

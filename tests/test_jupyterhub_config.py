@@ -59,10 +59,44 @@ def test_defaults(monkeypatch):
             "cmd",
             ["jupyterhub-singleuser", "--allow-root"],
         ),
+        ({"PRIMEHUB_IDLE_CULLER": "false"}, "JupyterHub", "services", None),
     ],
 )
 def test_environment_overrides(monkeypatch, environ, section, key, expected):
-    assert load(monkeypatch, **environ)[section][key] == expected
+    config = load(monkeypatch, **environ)
+    if expected is None:
+        assert key not in config[section]
+    else:
+        assert config[section][key] == expected
+
+
+def culler(config) -> dict:
+    services = getattr(config.JupyterHub.services, "_extend", config.JupyterHub.services)
+    (service,) = [s for s in services if s["name"] == "idle-culler"]
+    return service
+
+
+@pytest.mark.parametrize(
+    ("environ", "timeout", "every"),
+    [({}, 3600, 60), ({"PRIMEHUB_IDLE_TIMEOUT": "20m", "PRIMEHUB_CULL_EVERY": "30"}, 1200, 30)],
+)
+def test_the_idle_culler_runs_by_default_with_each_servers_timeout(
+    monkeypatch, environ, timeout, every
+):
+    config = load(monkeypatch, **environ)
+    command = culler(config)["command"]
+    assert command[1:3] == ["-m", "jupyterhub_idle_culler"]
+    assert f"--timeout={timeout}" in command and f"--cull-every={every}" in command
+    config_file = next(arg.split("=", 1)[1] for arg in command if arg.startswith("--config="))
+    assert Path(config_file).is_file()  # the arbiter reading each server's own timeout
+    roles = getattr(config.JupyterHub.load_roles, "_extend", config.JupyterHub.load_roles)
+    (role,) = [r for r in roles if r["services"] == ["idle-culler"]]
+    assert {"delete:servers", "admin:server_state"} <= set(role["scopes"])
+
+
+def test_a_bad_idle_timeout_stops_the_hub_naming_the_variable(monkeypatch):
+    with pytest.raises(ValueError, match="PRIMEHUB_IDLE_TIMEOUT"):
+        load(monkeypatch, PRIMEHUB_IDLE_TIMEOUT="soon")
 
 
 def test_every_variable_the_config_reads_is_covered_above():

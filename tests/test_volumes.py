@@ -8,6 +8,7 @@ from kubespawner.slugs import is_valid_label
 
 from primehub_spawner import compose
 from primehub_spawner.catalog import Catalog, Dataset
+from primehub_spawner.claims import drop_missing
 from primehub_spawner.context import Grants, GroupContext, LaunchContext, SharedVolume, UserContext
 from primehub_spawner.naming import HUB_NAME_LIMIT, TopLevelGroups, group_key, group_path_name
 from primehub_spawner.options import LaunchRequest, decide
@@ -116,8 +117,12 @@ def test_every_dataset_type():
         "/data",
         "/home/jovyan/data",
     ) in pod.links
-    assert pod.env == {"ML_ENV_BATCH_SIZE": "32", "ML_ENV_LR": "0.1"}
-    assert pod.env_sources == dict.fromkeys(pod.env, "dataset ml-env")
+    assert pod.env == {
+        "ML_ENV_BATCH_SIZE": "32",
+        "ML_ENV_LR": "0.1",
+        "PRIMEHUB_PHFS_PATH": "/phfs",
+    }
+    assert pod.env_sources == dict.fromkeys(["ML_ENV_BATCH_SIZE", "ML_ENV_LR"], "dataset ml-env")
     assert sorted(pod.warnings) == [
         "dataset jupyterhub: variable 'api_url' was left out: JUPYTERHUB_API_URL is set by the "
         "hub and cannot be overridden",
@@ -142,6 +147,21 @@ def test_group_volumes_follow_launch_group_only():
     assert "/project/cv" not in mounts(pod)
     assert ("/project/ml", "/home/jovyan/ml") in pod.links
     assert not any(link == "/home/jovyan/data-team" for _, link in pod.links)
+    assert (
+        pod.env["PRIMEHUB_GROUP_VOLUME_PATH"] == "/project/ml"
+    )  # the launch group's, for profiles
+    elsewhere = volumes_for("Data_Team", ml, open_group, closed)
+    assert elsewhere.env["PRIMEHUB_GROUP_VOLUME_PATH"] == "/project/data-team"
+
+
+def test_the_start_up_paths_go_with_their_volumes_when_a_claim_is_missing():
+    pod = volumes_for("ml", group("ml", shared=SharedVolume("1Gi")))
+    assert {pod.env["PRIMEHUB_GROUP_VOLUME_PATH"], pod.env["PRIMEHUB_PHFS_PATH"]} == {
+        "/project/ml",
+        "/phfs",
+    }
+    drop_missing(pod, {"project-ml", "primehub-store"})
+    assert "PRIMEHUB_GROUP_VOLUME_PATH" not in pod.env and "PRIMEHUB_PHFS_PATH" not in pod.env
 
 
 def test_phfs_shm_and_safe_mode():
@@ -152,6 +172,7 @@ def test_phfs_shm_and_safe_mode():
     assert pod.env["PRIMEHUB_SAFE_MODE_ENABLED"] == "true"
     plain = volumes_for("ml", group("ml"), settings=VolumeSettings(phfs_claim=None, shm=False))
     assert plain.mounts == [] and plain.volumes == []
+    assert "PRIMEHUB_PHFS_PATH" not in plain.env
 
 
 @pytest.mark.parametrize(

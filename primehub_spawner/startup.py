@@ -1,0 +1,139 @@
+"""What runs in a notebook pod before the server: writable mounts, sudo, start-up profiles.
+
+Pure functions returning pod parts. The notebook server runs as the notebook user (uid 1000,
+gid 100 by default, PrimeHub's), never as root. Kubernetes gives a pod's ``fsGroup`` to the
+volumes it manages (claims on most storage, emptyDir) but not to hostPath or NFS volumes, which
+stay as the storage made them, often root-owned; PrimeHub started its pods as root and chowned
+such mounts (``CHOWN_EXTRA``). Here a short init container does only that: as root with no
+capability but ``CHOWN``, it gives each mount the user may write to the
+notebook user, then exits. With sudo granted it also writes a sudoers rule for the notebook user
+into an emptyDir mounted at ``/etc/sudoers.d``.
+
+The server's command is wrapped in a POSIX shell script (:func:`start_command`) that sources the
+launch group's start-up profiles — ``<group volume>/.primehub/profile``, then
+``.primehub/<user>.profile`` (PrimeHub's ``profile.sh``) — unless in safe mode. Each profile runs
+in a subshell, so one that fails (an error, ``exit``) never stops the server; the variables it
+exports reach the server; its output goes to the container's log, and a failure is written to
+``~/primehub-profile-errors.log``, which the user sees in her home (and which a clean start
+removes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+INIT_CONTAINER = "primehub-prepare"
+SUDOERS_VOLUME = "primehub-sudoers"
+SUDOERS_DIR = "/etc/sudoers.d"
+SUDOERS_FILE = "primehub-notebook-user"
+PROFILE_ERRORS = "primehub-profile-errors.log"
+
+KERNEL_CULLING = r"""
+if [ -n "${PRIMEHUB_KERNEL_IDLE_TIMEOUT:-}" ]; then
+  config_dir="${TMPDIR:-/tmp}/primehub-jupyter-config"
+  mkdir -p "$config_dir" && printf '%s\n' "{\"MappingKernelManager\": {\"cull_idle_timeout\": $PRIMEHUB_KERNEL_IDLE_TIMEOUT, \"cull_interval\": ${PRIMEHUB_KERNEL_CULL_INTERVAL:-60}, \"cull_connected\": true}}" >"$config_dir/jupyter_server_config.json"
+  cp "$config_dir/jupyter_server_config.json" "$config_dir/jupyter_notebook_config.json"
+  export JUPYTER_CONFIG_PATH="$config_dir${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
+fi
+"""
+
+PROFILES = r"""
+errors="${HOME:-/home/jovyan}/primehub-profile-errors.log"
+rm -f "$errors" 2>/dev/null
+group_dir="${PRIMEHUB_GROUP_VOLUME_PATH:-}"
+if [ "${PRIMEHUB_SAFE_MODE_ENABLED:-}" = true ]; then
+  echo "primehub: safe mode, start-up profiles skipped" >&2
+elif [ -n "$group_dir" ]; then
+  output="${TMPDIR:-/tmp}/primehub-profile.$$"
+  for profile in "$group_dir/.primehub/profile" "$group_dir/.primehub/${PRIMEHUB_USER}.profile"; do
+    [ -f "$profile" ] || continue
+    exports=$( (. "$profile" >&2; status=$?; export -p; exit $status) 2>"$output" )
+    status=$?
+    while IFS= read -r line; do printf 'primehub: %s: %s\n' "$profile" "$line" >&2; done <"$output"
+    if [ -n "$exports" ]; then eval "$exports"; fi
+    if [ "$status" -ne 0 ]; then
+      echo "primehub: $profile failed with status $status" >&2
+      { echo "$(date -u '+%Y-%m-%d %H:%M:%S UTC'): $profile failed with status $status:"
+        tail -n 20 "$output"; echo; } >>"$errors" 2>/dev/null
+    fi
+  done
+  rm -f "$output"
+fi
+"""
+
+
+def start_command(command: list[str], profiles: bool = True) -> list[str]:
+    """``command`` (the server's) run by the start-up script: kernel culling's configuration,
+    then, with ``profiles``, the group's start-up profiles. Unchanged when empty (the image's own
+    entrypoint, which the script cannot know)."""
+    if not command:
+        return []
+    script = KERNEL_CULLING + (PROFILES if profiles else "") + 'exec "$@"\n'
+    return ["/bin/sh", "-c", script.strip(), "primehub-start", *command]
+
+
+def writable_paths(mounts: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Mount paths the user may write to, in order, once each."""
+    paths: list[str] = []
+    for mount in mounts:
+        if not mount.get("readOnly") and mount["mountPath"] not in paths:
+            paths.append(mount["mountPath"])
+    return paths
+
+
+PREPARE_SCRIPT = r"""
+owner="$1"; sudoers="$2"; shift 2
+for path in "$@"; do
+  chown "$owner" "$path" || echo "primehub: $path could not be made writable for $owner" >&2
+done
+if [ -n "$sudoers" ]; then
+  printf '#%s ALL=(ALL) NOPASSWD:ALL\n' "${owner%%:*}" >"$sudoers" && chmod 0440 "$sudoers"
+fi
+""".strip()
+
+
+def prepare_container(
+    image: str,
+    mounts: list[dict[str, Any]],
+    uid: int,
+    gid: int,
+    sudo: bool,
+    pull_policy: str | None = None,
+) -> dict[str, Any]:
+    """The init container that makes ``mounts`` (the notebook's writable ones) the notebook
+    user's and, with ``sudo``, writes her sudoers rule. Root, with ``CHOWN`` as its only
+    capability; paths are arguments, never part of the script."""
+    writable = [dict(m) for m in mounts if not m.get("readOnly")]
+    sudoers = ""
+    if sudo:
+        writable.append({"name": SUDOERS_VOLUME, "mountPath": SUDOERS_DIR})
+        sudoers = f"{SUDOERS_DIR}/{SUDOERS_FILE}"
+    container: dict[str, Any] = {
+        "name": INIT_CONTAINER,
+        "image": image,
+        "command": ["/bin/sh", "-c", PREPARE_SCRIPT, INIT_CONTAINER],
+        "args": [f"{uid}:{gid}", sudoers, *writable_paths(writable)],
+        "volumeMounts": writable,
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsGroup": 0,
+            "runAsNonRoot": False,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+        },
+        "resources": {
+            "limits": {"cpu": "100m", "memory": "64Mi"},
+            "requests": {"cpu": "100m", "memory": "64Mi"},
+        },
+    }
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
+    return container
+
+
+def sudo_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The emptyDir that carries the sudoers rule, and its read-only mount in the notebook."""
+    volume = {"name": SUDOERS_VOLUME, "emptyDir": {"sizeLimit": "1Mi"}}
+    mount = {"name": SUDOERS_VOLUME, "mountPath": SUDOERS_DIR, "readOnly": True}
+    return volume, mount

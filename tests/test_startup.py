@@ -1,0 +1,140 @@
+"""The start-up script (run here by the system's /bin/sh) and the init container that prepares mounts."""
+
+import json
+import subprocess
+
+import pytest
+
+from primehub_spawner import startup
+
+SHOW = ["/bin/sh", "-c", 'printf "%s\\n" "$@"; env', "server"]
+
+
+def run(tmp_path, files=None, user="alice", profiles=True, **env):
+    group_dir, home = tmp_path / "project" / "ml-team", tmp_path / "home"
+    (group_dir / ".primehub").mkdir(parents=True)
+    home.mkdir(exist_ok=True)
+    for name, text in (files or {}).items():
+        (group_dir / ".primehub" / name).write_text(text)
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "TMPDIR": str(tmp_path),
+        "PRIMEHUB_USER": user,
+        "PRIMEHUB_GROUP_VOLUME_PATH": str(group_dir),
+        **env,
+    }
+    command = startup.start_command([*SHOW, "--arg with space"], profiles=profiles)
+    done = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    arguments = done.stdout.partition("\n")[0]
+    errors = home / startup.PROFILE_ERRORS
+    return (
+        arguments,
+        dict(line.split("=", 1) for line in done.stdout.splitlines()[1:] if "=" in line),
+        done.stderr,
+        errors.read_text() if errors.exists() else None,
+    )
+
+
+def test_the_group_profile_then_the_users_reach_the_server(tmp_path):
+    arguments, env, log, errors = run(
+        tmp_path,
+        {
+            "profile": 'export TEAM_DATA="s3://bucket/it\'s $PRIMEHUB_USER"\nexport ORDER=group\necho hi',
+            "alice.profile": "export ORDER=user\n",
+            "bob.profile": "export BOB=1\n",
+        },
+    )
+    assert arguments == "--arg with space"
+    assert env["TEAM_DATA"] == "s3://bucket/it's alice" and env["ORDER"] == "user"
+    assert "BOB" not in env
+    assert "profile: hi" in log and errors is None
+
+
+@pytest.mark.parametrize(
+    "broken", ["if then\n", "export HALF=1\nexit 3\n", "export LAST=1\nfalse\n"]
+)
+def test_a_failing_profile_does_not_stop_the_server_and_says_why(tmp_path, broken):
+    _, env, log, errors = run(tmp_path, {"profile": "export GOOD=1\n", "alice.profile": broken})
+    assert env["GOOD"] == "1"  # the server started, with the good profile's variables
+    assert "alice.profile failed with status" in log
+    assert "alice.profile failed with status" in errors
+    if "false" in broken:
+        assert env["LAST"] == "1"  # a profile that ran to its end keeps its exports
+
+
+def test_safe_mode_skips_the_profiles(tmp_path):
+    _, env, log, _ = run(
+        tmp_path, {"profile": "export GROUP_SET=1\n"}, PRIMEHUB_SAFE_MODE_ENABLED="true"
+    )
+    assert "GROUP_SET" not in env and "safe mode" in log
+
+
+def test_profiles_can_be_turned_off(tmp_path):
+    _, env, _, _ = run(tmp_path, {"profile": "export GROUP_SET=1\n"}, profiles=False)
+    assert "GROUP_SET" not in env
+
+
+def test_a_user_name_is_never_code(tmp_path):
+    name = "a|e$(touch pwned)'\"`touch pwned2`"
+    _, env, _, errors = run(tmp_path, {f"{name}.profile": "export MINE=1\n"}, user=name)
+    assert env["MINE"] == "1" and errors is None
+    assert not list(tmp_path.rglob("pwned*"))
+
+
+def test_a_clean_start_removes_the_last_errors(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / startup.PROFILE_ERRORS).write_text("old")
+    _, _, _, errors = run(tmp_path, {"profile": "export FINE=1\n"})
+    assert errors is None
+
+
+def test_kernel_culling_is_configured_for_jupyter_server(tmp_path):
+    _, env, _, _ = run(
+        tmp_path, PRIMEHUB_KERNEL_IDLE_TIMEOUT="600", PRIMEHUB_KERNEL_CULL_INTERVAL="60"
+    )
+    directory = env["JUPYTER_CONFIG_PATH"].split(":")[0]
+    config = json.loads((tmp_path / directory / "jupyter_server_config.json").read_text())
+    assert config == {
+        "MappingKernelManager": {
+            "cull_idle_timeout": 600,
+            "cull_interval": 60,
+            "cull_connected": True,
+        }
+    }
+
+
+def test_no_command_means_the_images_own():
+    assert startup.start_command([]) == []
+
+
+def test_the_prepare_container_chowns_writable_mounts_only():
+    mounts = [
+        {"name": "volume-home", "mountPath": "/home/jovyan"},
+        {"name": "dataset-a", "mountPath": "/datasets/a", "readOnly": True},
+        {"name": "phfs", "mountPath": "/phfs", "subPath": "groups/ml-team"},
+    ]
+    container = startup.prepare_container("img", mounts, 1000, 100, sudo=False)
+    assert container["args"] == ["1000:100", "", "/home/jovyan", "/phfs"]
+    assert [m["name"] for m in container["volumeMounts"]] == ["volume-home", "phfs"]
+    assert container["volumeMounts"][1]["subPath"] == "groups/ml-team"
+    security = container["securityContext"]
+    assert security["runAsUser"] == 0 and security["capabilities"] == {
+        "drop": ["ALL"],
+        "add": ["CHOWN"],
+    }
+    assert security["allowPrivilegeEscalation"] is False
+
+
+def test_the_prepare_script_chowns_and_writes_the_sudoers_rule(tmp_path):
+    target, sudoers = tmp_path / "mount", tmp_path / "sudoers"
+    target.mkdir()
+    container = startup.prepare_container("img", [], 0, 0, sudo=True)
+    script = container["command"]
+    args = ["0:0", str(sudoers), str(target), str(tmp_path / "missing")]
+    done = subprocess.run([*script, *args], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0
+    assert "missing could not be made writable" in done.stderr
+    assert sudoers.read_text() == "#0 ALL=(ALL) NOPASSWD:ALL\n"
+    assert oct(sudoers.stat().st_mode & 0o777) == "0o440"
