@@ -121,11 +121,9 @@ async def test_markup_from_keycloak_and_the_catalog_is_inert(
 
     pending_text = await eventually(progress_shows_the_warnings, timeout=30, interval=0.2)
 
-    async def running() -> bool:
-        _, model = hub.api("GET", "users/mallory")
-        return model["servers"].get("", {}).get("ready", False)
-
-    await eventually(running, timeout=60, interval=0.5, what="mallory's server")
+    # The pending page goes to the server once it is ready; going home before that would race
+    # its redirect (a navigation interrupted by another).
+    await page.wait_for_url(f"{hub.url}/user/mallory/**", timeout=60_000)
     await page.goto(f"{hub.url}/hub/home")
     badge = await page.locator(".primehub-launch-group").first.inner_text()
 
