@@ -21,8 +21,11 @@ PROBING = ["/bin/sh", "-c", f'sh -c "$PROBE"; exec {sys.executable} -m http.serv
 
 
 async def claim_dir(kube, test_ground, namespace: str, claim: str) -> Path:
-    pvc = await kube.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
-    volume = await kube.get(f"/api/v1/persistentvolumes/{pvc['spec']['volumeName']}")
+    async def bound() -> str | None:
+        path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}"
+        return (await kube.get(path))["spec"].get("volumeName")
+
+    volume = await kube.get(f"/api/v1/persistentvolumes/{await eventually(bound, timeout=30)}")
     return test_ground.host_dir("hostpath", *Path(volume["spec"]["hostPath"]["path"]).parts[1:])
 
 
@@ -287,3 +290,44 @@ async def test_a_users_servers_share_her_home(hub_factory, kube, namespace, test
         return path.exists() and path.read_text() == "from-the-first\n"
 
     await eventually(seen, timeout=30, what="the named server reading the default server's file")
+
+
+async def test_start_up_profiles_reach_the_server_and_a_failing_one_says_why(
+    hub_factory, kube, namespace, test_ground
+):
+    await make_claim(kube, namespace, "project-ml-team")
+    group_dir = await claim_dir(kube, test_ground, namespace, "project-ml-team")
+    (group_dir / ".primehub").mkdir(parents=True)
+    (group_dir / ".primehub" / "profile").write_text('export TEAM_SETTING="from the group"\n')
+    (group_dir / ".primehub" / "alice.profile").write_text("export HALF=1\nif then\n")
+    (group_dir / ".primehub" / "bob.profile").write_text("export BOBS=1\n")
+    hub = hub_factory(cmd=PROBING)
+    await log_in(hub, "alice")
+    await run_probe(
+        hub, kube, namespace, "alice", "", "env > /home/jovyan/env.txt", group="ml-team"
+    )
+    home = await claim_dir(kube, test_ground, namespace, "claim-alice")
+    await eventually(lambda: _exists(home / "env.txt"), timeout=30)
+    env = dict(
+        line.split("=", 1) for line in (home / "env.txt").read_text().splitlines() if "=" in line
+    )
+    assert env["TEAM_SETTING"] == "from the group"
+    assert env["PRIMEHUB_GROUP_VOLUME_PATH"] == "/project/ml-team"
+    assert "BOBS" not in env and "HALF" not in env  # bob's profile; alice's broken one
+    errors = (home / "primehub-profile-errors.log").read_text()
+    assert "/project/ml-team/.primehub/alice.profile failed with status 2" in errors
+    assert "Syntax error" in errors or "syntax error" in errors
+
+    await stop(hub, kube, namespace, "alice")
+    await run_probe(
+        hub,
+        kube,
+        namespace,
+        "alice",
+        "",
+        "env > /home/jovyan/user/safe-env.txt",
+        group="ml-team",
+        safe_mode=True,
+    )
+    await eventually(lambda: _exists(home / "safe-env.txt"), timeout=30)
+    assert "TEAM_SETTING" not in (home / "safe-env.txt").read_text()  # safe mode skips them
