@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "primehub"
 # Claims PrimeHub's console would create: the group volume, pv datasets and PHFS.
 CLAIMS = ("project-ml-team", "dataset-docs", "dataset-mnist", "dataset-scratch", "primehub-store")
+# ML Team's start-up profile, put in its volume once by a pod, as a member would write it.
+ML_TEAM_PROFILE = """# ML Team's start-up profile: every member's server sources it at start (not in safe mode).
+export ML_TEAM_DATA="$PRIMEHUB_GROUP_VOLUME_PATH/data"
+"""
 
 
 async def prepare_cluster(ground: TestGround) -> None:
@@ -39,11 +43,39 @@ async def prepare_namespace(api: KubeAPI, namespace: str) -> None:
             f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
             {"metadata": {"name": name}, "spec": claim_spec},
         )
+    await create(api, f"/api/v1/namespaces/{namespace}/pods", profile_writer())
     try:
         await apply_file(api, DATA_DIR / "resources.yaml", namespace)
     except ApiError as error:
         if error.status != 409:
             raise
+
+
+def profile_writer() -> dict:
+    """A pod that writes ML Team's start-up profile into its volume, unless one is there."""
+    script = (
+        "mkdir -p /volume/.primehub && [ -e /volume/.primehub/profile ] || "
+        'printf "%s" "$PROFILE" > /volume/.primehub/profile'
+    )
+    return {
+        "metadata": {"name": "ml-team-profile-writer"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 100, "fsGroup": 100},
+            "containers": [
+                {
+                    "name": "write",
+                    "image": "busybox",
+                    "command": ["/bin/sh", "-c", script],
+                    "env": [{"name": "PROFILE", "value": ML_TEAM_PROFILE}],
+                    "volumeMounts": [{"name": "volume", "mountPath": "/volume"}],
+                }
+            ],
+            "volumes": [
+                {"name": "volume", "persistentVolumeClaim": {"claimName": "project-ml-team"}}
+            ],
+        },
+    }
 
 
 async def create(api: KubeAPI, path: str, body: dict) -> None:
@@ -86,8 +118,7 @@ def start_hub(
         "KEYCLOAK_REALM": realm.realm,
         "KEYCLOAK_CLIENT_SECRET": realm.client_secret,
         "OAUTH_CALLBACK_URL": f"{public}/hub/oauth_callback",
-        # The test ground's pods run as root: the notebook server must be told that is fine.
-        "SINGLEUSER_CMD": f"{Path(sys.executable).parent / 'jupyterhub-singleuser'} --allow-root",
+        "SINGLEUSER_CMD": str(Path(sys.executable).parent / "jupyterhub-singleuser"),
     }
     hub = ManagedProcess(
         "jupyterhub",

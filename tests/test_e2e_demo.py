@@ -44,7 +44,9 @@ print(json.dumps({
     "links": {p: os.readlink(os.path.join("/home/jovyan", p))
               for p in os.listdir("/home/jovyan") if os.path.islink(os.path.join("/home/jovyan", p))},
     "env": {k: os.environ.get(k) for k in ("GROUP_NAME", "INSTANCE_TYPE", "IMAGE_NAME",
-                                         "ML_ENV_MLFLOW_EXPERIMENT", "ML_ENV_BATCH_SIZE")},
+                                         "ML_ENV_MLFLOW_EXPERIMENT", "ML_ENV_BATCH_SIZE",
+                                         "ML_TEAM_DATA")},
+    "uid": [os.getuid(), os.getgid()],
 }))
 """
 
@@ -137,7 +139,9 @@ async def test_alice_launches_in_ml_team_and_her_home_survives_a_restart(browser
             "IMAGE_NAME": "base-notebook",
             "ML_ENV_MLFLOW_EXPERIMENT": "demo",  # the env dataset
             "ML_ENV_BATCH_SIZE": "32",
+            "ML_TEAM_DATA": "/project/ml-team/data",  # from ML Team's start-up profile
         }
+        assert seen["uid"] == [1000, 100]  # the notebook user, not root
         home = (await notebook.request("GET", "contents/")).json()
         assert {"ml-team", "phfs"} <= {item["name"] for item in home["content"]}
         written = await notebook.put_text("survives-a-restart.txt", "written before the stop")
