@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .cluster import Cluster
+from .kubelet.logs import latest_log
 from .processes import ManagedProcess
 
 DATA_DIR = Path(__file__).with_name("data")
@@ -64,6 +65,7 @@ class TestGround:
         return self
 
     def start_kubelet(self) -> None:
+        pki = self.cluster.pki
         self.kubelet = ManagedProcess(
             "local-kubelet",
             [
@@ -78,6 +80,12 @@ class TestGround:
                 self.nodes_file,
                 "--state-dir",
                 self.state_dir,
+                "--tls-cert-file",
+                pki.kubelet_cert,
+                "--tls-private-key-file",
+                pki.kubelet_key,
+                "--client-ca-file",
+                pki.ca_cert,
             ],
             self.cluster.logs / "kubelet.log",
             cwd=Path(__file__).resolve().parent.parent,
@@ -115,9 +123,10 @@ class TestGround:
         return leftovers
 
     def pod_log(self, pod_uid: str, container: str) -> str:
-        path = self.state_dir / "kubelet" / "pods" / pod_uid / "logs" / f"{container}.log"
+        """The output of the container's newest instance."""
+        path = latest_log(self.state_dir / "kubelet" / "pods" / pod_uid, container)
         try:
-            return path.read_text(errors="replace")
+            return path.read_text(errors="replace") if path else ""
         except FileNotFoundError:
             return ""
 

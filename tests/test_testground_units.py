@@ -8,6 +8,7 @@ import pytest
 from devstack.kubelet.config import KubeletConfig, NodeSpec, Taint
 from devstack.kubelet.controllers import volume_fits
 from devstack.kubelet.environment import expand
+from devstack.kubelet.logs import BLOCK, LogError, container_id, read_log, select_instance
 from devstack.kubelet.sandbox import Mount, bwrap_argv, root_args
 from devstack.kubelet.scheduler import pod_requests, schedule, tolerates, volume_blocker
 
@@ -285,3 +286,67 @@ def test_kubelet_config_rejects_non_loopback_pod_network():
         KubeletConfig.from_dict({"nodes": [{"name": "n"}], "pod_network": "10.0.0.0/16"})
     with pytest.raises(ValueError, match="no nodes"):
         KubeletConfig.from_dict({})
+
+
+@pytest.mark.parametrize(
+    ("text", "tail", "limit", "expected"),
+    [
+        (b"a\nb\nc\n", 2, None, b"b\nc\n"),
+        (b"a\nb\nc", 2, None, b"b\nc"),  # an unterminated last line counts
+        (b"a\nb\n", 5, None, b"a\nb\n"),
+        (b"a\nb\n", 0, None, b""),
+        (b"a\nb\nc\n", None, 3, b"a\nb"),
+        (b"a\nb\nc\n", 2, 3, b"b\nc"),  # limitBytes cuts what tailLines selected
+        (b"", 3, None, b""),
+    ],
+)
+def test_read_log_tail_and_limit(tmp_path, text, tail, limit, expected):
+    path = tmp_path / "0.log"
+    path.write_bytes(text)
+    assert read_log(path, tail, limit) == expected
+
+
+def test_read_log_tail_across_blocks(tmp_path):
+    path = tmp_path / "0.log"
+    lines = [f"line {i}\n".encode() for i in range(3 * BLOCK // 8)]
+    path.write_bytes(b"".join(lines))
+    assert read_log(path, 3) == b"".join(lines[-3:])
+    assert read_log(path, len(lines) - 1) == b"".join(lines[1:])
+    assert read_log(tmp_path / "missing.log", 3) == b""
+
+
+def _status(state: dict, last: dict | None = None, instance: int = 0) -> dict:
+    status = {"state": state, "containerID": container_id("u", "c", instance)}
+    if last is not None:
+        status["lastState"] = {"terminated": last}
+    return status
+
+
+def _ended(instance: int) -> dict:
+    return {"exitCode": 1, "containerID": container_id("u", "c", instance)}
+
+
+@pytest.mark.parametrize(
+    ("status", "previous", "expected"),
+    [
+        (_status({"running": {}}, instance=2), False, 2),
+        (_status({"running": {}}, _ended(1), instance=2), True, 1),
+        (_status({"terminated": _ended(3)}, _ended(2)), False, 3),
+        (_status({"terminated": _ended(3)}, _ended(2)), True, 2),
+        (_status({"waiting": {"reason": "CrashLoopBackOff"}}, _ended(4)), False, 4),
+        (_status({"waiting": {"reason": "CrashLoopBackOff"}}, _ended(4)), True, 4),
+        (_status({"running": {}}), True, 'previous terminated container "c" in pod "p" not found'),
+        (
+            _status({"waiting": {"reason": "ContainerCreating"}}),
+            False,
+            'container "c" in pod "p" is waiting to start: ContainerCreating',
+        ),
+    ],
+)
+def test_which_instance_a_log_request_reads(status, previous, expected):
+    if isinstance(expected, int):
+        assert select_instance(status, "c", "p", previous) == expected
+    else:
+        with pytest.raises(LogError) as raised:
+            select_instance(status, "c", "p", previous)
+        assert (raised.value.status, raised.value.message) == (400, expected)

@@ -16,6 +16,7 @@ from .config import KubeletConfig
 from .containers import ContainerProcess, StartError, launch
 from .environment import ContainerConfigError, command_line, container_env
 from .events import EventRecorder, now
+from .logs import container_id, log_path, prune
 from .podnet import PodIPPool
 from .sandbox import Mount, bwrap_argv
 from .volumes import MountError, VolumeLayout, container_mounts, volume_dirs
@@ -117,9 +118,10 @@ class PodWorker:
         }
 
     def _set_running(self, container: dict[str, Any], process: ContainerProcess) -> None:
-        self.statuses[container["name"]].update(
+        status = self.statuses[container["name"]]
+        status.update(
             imageID=f"devstack://{container.get('image', '')}",
-            containerID=f"devstack://{self.uid}/{container['name']}",
+            containerID=container_id(self.uid, container["name"], status["restartCount"]),
             started=True,
             state={"running": {"startedAt": process.started_at}},
         )
@@ -128,7 +130,8 @@ class PodWorker:
         self, name: str, process: ContainerProcess, reason: str | None = None
     ) -> None:
         code = process.exit_code if process.exit_code is not None else 137
-        self.statuses[name].update(
+        status = self.statuses[name]
+        status.update(
             ready=False,
             started=False,
             state={
@@ -137,7 +140,7 @@ class PodWorker:
                     "reason": reason or ("Completed" if code == 0 else "Error"),
                     "startedAt": process.started_at,
                     "finishedAt": process.finished_at or now(),
-                    "containerID": f"devstack://{self.uid}/{name}",
+                    "containerID": container_id(self.uid, name, status["restartCount"]),
                 }
             },
         )
@@ -346,9 +349,13 @@ class PodWorker:
         sandbox = [self.bwrap if arg == "bwrap" else arg for arg in sandbox]
         sandbox[sandbox.index("--info-fd") + 1] = INFO_FD
         env["DEVSTACK_POD_IP"] = self.pod_ip or ""
-        log_path = self.layout.pod_dir(self.uid) / "logs" / f"{name}.log"
+        instance = self.statuses[name]["restartCount"]
+        pod_dir = self.layout.pod_dir(self.uid)
+        prune(pod_dir, name, instance)
         try:
-            process = await launch(name, sandbox, INFO_FD, env, run_as, log_path)
+            process = await launch(
+                name, sandbox, INFO_FD, env, run_as, log_path(pod_dir, name, instance)
+            )
         except StartError as error:
             await self.event("Warning", "Failed", f"Error: {error}", name, init)
             raise PodFailed(f"container {name} did not start: {error}") from error
