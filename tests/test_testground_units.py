@@ -9,8 +9,10 @@ from devstack.kubelet.config import KubeletConfig, NodeSpec, Taint
 from devstack.kubelet.controllers import volume_fits
 from devstack.kubelet.environment import expand
 from devstack.kubelet.logs import BLOCK, LogError, container_id, read_log, select_instance
+from devstack.kubelet.restarts import BackOff, go_duration, should_restart
 from devstack.kubelet.sandbox import Mount, bwrap_argv, root_args
 from devstack.kubelet.scheduler import pod_requests, schedule, tolerates, volume_blocker
+from devstack.kubelet.status import pod_phase
 
 CPU = NodeSpec(
     "cpu-node", labels={"component": "singleuser-server"}, capacity={"cpu": "2", "memory": "4Gi"}
@@ -350,3 +352,79 @@ def test_which_instance_a_log_request_reads(status, previous, expected):
         with pytest.raises(LogError) as raised:
             select_instance(status, "c", "p", previous)
         assert (raised.value.status, raised.value.message) == (400, expected)
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "init", "restart"),
+    [
+        ("Always", 0, False, True),
+        ("Always", 1, False, True),
+        ("OnFailure", 0, False, False),
+        ("OnFailure", 2, False, True),
+        ("Never", 2, False, False),
+        ("Always", 0, True, False),  # a finished init container lets the pod go on
+        ("Always", 1, True, True),
+        ("Never", 1, True, False),
+    ],
+)
+def test_should_restart(policy, code, init, restart):
+    assert should_restart(policy, code, init) is restart
+
+
+def test_crash_loop_back_off_doubles_up_to_the_cap_and_resets_after_a_long_run():
+    backoff = BackOff(initial=1.0, cap=4.0)
+    assert backoff.wait("c", finished=0.0) == 0.0  # the first exit restarts at once
+    backoff.restarting("c", now=0.0)
+    waits = []
+    clock = 0.0
+    for _ in range(4):
+        clock += 0.1  # the container crashes right away
+        waits.append(backoff.wait("c", finished=clock))
+        clock += waits[-1]
+        backoff.restarting("c", now=clock)
+    assert waits == [1.0, 2.0, 4.0, 4.0]
+    assert backoff.wait("c", finished=clock + 8.5) == 0.0  # ran longer than twice the cap
+    backoff.restarting("c", now=clock + 8.5)
+    assert backoff.wait("c", finished=clock + 9.0) == 1.0
+    assert backoff.wait("other", finished=clock) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(10, "10s"), (0.5, "500ms"), (80, "1m20s"), (300, "5m0s"), (1.5, "1.5s"), (3725, "1h2m5s")],
+)
+def test_go_duration(seconds, text):
+    assert go_duration(seconds) == text
+
+
+def _state(kind: str, code: int = 0, last: int | None = None) -> dict:
+    status: dict = {"state": {kind: {"exitCode": code} if kind == "terminated" else {}}}
+    if last is not None:
+        status["lastState"] = {"terminated": {"exitCode": last}}
+    return status
+
+
+@pytest.mark.parametrize(
+    ("policy", "main", "init", "phase"),
+    [
+        ("OnFailure", _state("waiting"), None, "Pending"),
+        ("OnFailure", _state("running"), None, "Running"),
+        ("OnFailure", _state("waiting", last=1), None, "Running"),  # CrashLoopBackOff
+        ("OnFailure", _state("terminated", 1), None, "Running"),  # about to restart
+        ("OnFailure", _state("terminated", 0), None, "Succeeded"),
+        ("Always", _state("terminated", 0), None, "Running"),
+        ("Always", _state("waiting", last=0), None, "Running"),
+        ("Never", _state("terminated", 3), None, "Failed"),
+        ("Never", _state("terminated", 0), None, "Succeeded"),
+        ("Never", _state("waiting"), _state("terminated", 1), "Failed"),
+        ("OnFailure", _state("waiting"), _state("waiting", last=1), "Pending"),  # init crash loop
+        ("OnFailure", _state("waiting"), _state("running"), "Pending"),
+    ],
+)
+def test_pod_phase_as_kubelet_reports_it(policy, main, init, phase):
+    spec: dict = {"restartPolicy": policy, "containers": [{"name": "main"}]}
+    statuses = {"main": main}
+    if init is not None:
+        spec["initContainers"] = [{"name": "init"}]
+        statuses["init"] = init
+    assert pod_phase(spec, statuses) == phase

@@ -20,10 +20,10 @@ from .podnet import PodIPPool, shim_library
 from .pods import PodWorker
 from .scheduler import Resources, add_usage, schedule, volume_blocker
 from .server import KubeletServer, ServingCerts
+from .status import TERMINAL
 from .volumes import VolumeLayout
 
 log = logging.getLogger("devstack.kubelet")
-TERMINAL = ("Succeeded", "Failed")
 SCHEDULE_RETRY = 5.0
 DEFAULT_GRACE = 30
 
