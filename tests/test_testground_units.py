@@ -1,10 +1,13 @@
 """Pure parts of the test ground: scheduling decisions, the sandbox's root, env expansion, PV matching."""
 
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from devstack.ground import processes_of
 from devstack.kubelet.config import KubeletConfig, NodeSpec, Taint
 from devstack.kubelet.controllers import volume_fits
 from devstack.kubelet.environment import expand
@@ -428,3 +431,35 @@ def test_pod_phase_as_kubelet_reports_it(policy, main, init, phase):
         spec["initContainers"] = [{"name": "init"}]
         statuses["init"] = init
     assert pod_phase(spec, statuses) == phase
+
+
+def _running(argv: list[str]) -> subprocess.Popen:
+    """A process with ``argv`` on its command line, once the kernel shows it there (Popen may
+    return while exec is still setting it up)."""
+    command = [sys.executable, "-c", "import time; time.sleep(60)", *argv]
+    process = subprocess.Popen(command)
+    expected = "\0".join(command).encode() + b"\0"
+    for _ in range(10_000):
+        if Path(f"/proc/{process.pid}/cmdline").read_bytes() == expected:
+            return process
+    process.kill()
+    raise AssertionError(f"{command} never showed in /proc")
+
+
+def test_processes_of_a_test_ground_leave_out_other_grounds_mirrors(tmp_path):
+    state = tmp_path / "run-x"
+    argvs = {
+        "mirror": ["--ro-bind", str(state), str(state)],  # another ground's view of the host
+        "volume": ["--bind", f"{state}/volumes/v", "/data"],
+        "hidden": ["--tmpfs", str(state)],
+        "other": ["--tmpfs", f"{state}-other", f"--x={state}-other/y"],
+        "option": [f"--state={state}"],
+    }
+    processes = {name: _running(argv) for name, argv in argvs.items()}
+    try:
+        found = {pid for pid, _ in processes_of(state)}
+        assert found == {processes[name].pid for name in ("volume", "hidden", "option")}
+    finally:
+        for process in processes.values():
+            process.kill()
+            process.wait()

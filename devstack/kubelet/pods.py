@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..kubeapi import UNREACHABLE, ApiError, KubeAPI, api_unavailable
+from ..paths import cache_dir
 from .config import KubeletConfig
 from .containers import ContainerProcess, StartError, launch
 from .environment import ContainerConfigError, command_line, container_env
@@ -44,11 +45,16 @@ def _run_as(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int, int] |
 
 
 def hidden_state(state_dir: Path, mounts: list[Mount]) -> list[Mount]:
-    """An empty tmpfs over the test ground's own state (tokens, every pod's volumes), which the
-    read-only host mirror would otherwise show to every container; a real node shows none of it."""
-    if any(Path(state_dir).is_relative_to(m.target) for m in mounts):
-        return []  # a volume covers it already
-    return [Mount(target=str(state_dir), source=None)]
+    """Empty tmpfs over the machine's devstack cache (every test ground's state, built binaries)
+    and over the test ground's own state (tokens, every pod's volumes), which the read-only host
+    mirror would otherwise show to every container; a real node shows none of it. The state's own
+    tmpfs also names it on every sandbox's command line (the test ground's leftover check)."""
+    hidden = dict.fromkeys((cache_dir().resolve(), Path(state_dir)))
+    return [
+        Mount(target=str(path), source=None)
+        for path in hidden
+        if not any(path.is_relative_to(m.target) for m in mounts)  # a volume covers it already
+    ]
 
 
 async def _all(coroutines: Iterable[Awaitable[Any]]) -> None:
