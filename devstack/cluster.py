@@ -179,6 +179,11 @@ class Cluster:
                 f"--tls-cert-file={pki.server_cert}",
                 f"--tls-private-key-file={pki.server_key}",
                 f"--client-ca-file={pki.ca_cert}",
+                # pods/log is proxied to the node's kubelet at its InternalIP, over verified TLS
+                f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+                f"--kubelet-client-key={pki.kubelet_client_key}",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--token-auth-file={tokens}",
                 "--authorization-mode=RBAC",
                 f"--service-account-key-file={pki.sa_public_key}",

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .cluster import Cluster
+from .kubelet.logs import latest_log
 from .processes import ManagedProcess
 
 DATA_DIR = Path(__file__).with_name("data")
@@ -31,6 +32,40 @@ def processes_mentioning(text: str) -> list[tuple[int, str]]:
             continue
         if text in cmdline:
             found.append((int(entry.name), cmdline.strip()))
+    return found
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
+def processes_of(state_dir: Path) -> list[tuple[int, str]]:
+    """Live processes of the test ground in ``state_dir``: its servers and its pods' sandboxes,
+    whose command lines name the directory or a path under it.
+
+    A sandbox of another test ground on this machine may name the directory too, in the read-only
+    mirror of the host (``--ro-bind D D``, from test grounds before the cache was hidden from
+    pods): that does not make it this test ground's.
+    """
+    state = str(state_dir)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        argv = _cmdline(int(entry.name))
+        if not argv:
+            continue
+        for index, arg in enumerate(argv):
+            if not (arg == state or f"{state}/" in arg or arg.endswith(f"={state}")):
+                continue
+            mirrored = arg == state and index and argv[index - 1] in ("--ro-bind", state)
+            if not mirrored:
+                found.append((int(entry.name), " ".join(argv)))
+                break
     return found
 
 
@@ -64,6 +99,7 @@ class TestGround:
         return self
 
     def start_kubelet(self) -> None:
+        pki = self.cluster.pki
         self.kubelet = ManagedProcess(
             "local-kubelet",
             [
@@ -78,6 +114,12 @@ class TestGround:
                 self.nodes_file,
                 "--state-dir",
                 self.state_dir,
+                "--tls-cert-file",
+                pki.kubelet_cert,
+                "--tls-private-key-file",
+                pki.kubelet_key,
+                "--client-ca-file",
+                pki.ca_cert,
             ],
             self.cluster.logs / "kubelet.log",
             cwd=Path(__file__).resolve().parent.parent,
@@ -105,19 +147,20 @@ class TestGround:
             self.kubelet.stop(grace=20)
         self.cluster.stop()
         deadline = time.monotonic() + 5
-        leftovers = processes_mentioning(str(self.state_dir))
+        leftovers = processes_of(self.state_dir)
         while leftovers and time.monotonic() < deadline:
             time.sleep(0.1)
-            leftovers = processes_mentioning(str(self.state_dir))
+            leftovers = processes_of(self.state_dir)
         for pid, _ in leftovers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         return leftovers
 
     def pod_log(self, pod_uid: str, container: str) -> str:
-        path = self.state_dir / "kubelet" / "pods" / pod_uid / "logs" / f"{container}.log"
+        """The output of the container's newest instance."""
+        path = latest_log(self.state_dir / "kubelet" / "pods" / pod_uid, container)
         try:
-            return path.read_text(errors="replace")
+            return path.read_text(errors="replace") if path else ""
         except FileNotFoundError:
             return ""
 

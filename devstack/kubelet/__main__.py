@@ -11,12 +11,16 @@ from pathlib import Path
 from ..kubeapi import Credentials, KubeAPI
 from .agent import LocalKubelet
 from .config import KubeletConfig
+from .server import ServingCerts
 
 
 async def _main(args: argparse.Namespace) -> None:
     config = KubeletConfig.load(args.config)
     async with KubeAPI(Credentials.from_kubeconfig(args.kubeconfig, args.context)) as api:
-        kubelet = LocalKubelet(config, api, args.state_dir)
+        certs = None
+        if args.tls_cert_file and args.tls_private_key_file and args.client_ca_file:
+            certs = ServingCerts(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
+        kubelet = LocalKubelet(config, api, args.state_dir, certs, args.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -38,6 +42,16 @@ def main() -> None:
         "--config", type=Path, required=True, help="nodes and kubelet settings (YAML)"
     )
     parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument(
+        "--tls-cert-file", type=Path, help="serving certificate of the kubelet endpoint (logs)"
+    )
+    parser.add_argument("--tls-private-key-file", type=Path)
+    parser.add_argument(
+        "--client-ca-file", type=Path, help="CA of the clients the endpoint answers (API server)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="kubelet endpoint port (default: a free one)"
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args()
     logging.basicConfig(

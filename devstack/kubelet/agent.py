@@ -15,13 +15,15 @@ from ..kubeapi import UNREACHABLE, ApiError, KubeAPI, informer
 from .config import KubeletConfig, NodeSpec
 from .controllers import NamespaceFinalizer, VolumeBinder
 from .events import EventRecorder, now
+from .logs import LogError, log_path, select_instance
 from .podnet import PodIPPool, shim_library
 from .pods import PodWorker
 from .scheduler import Resources, add_usage, schedule, volume_blocker
+from .server import KubeletServer, ServingCerts
+from .status import TERMINAL
 from .volumes import VolumeLayout
 
 log = logging.getLogger("devstack.kubelet")
-TERMINAL = ("Succeeded", "Failed")
 SCHEDULE_RETRY = 5.0
 DEFAULT_GRACE = 30
 
@@ -37,7 +39,14 @@ def _grace(pod: dict[str, Any]) -> float:
 class LocalKubelet:
     """Everything a one-machine cluster needs besides the API server, in one asyncio process."""
 
-    def __init__(self, config: KubeletConfig, api: KubeAPI, state_dir: Path) -> None:
+    def __init__(
+        self,
+        config: KubeletConfig,
+        api: KubeAPI,
+        state_dir: Path,
+        certs: ServingCerts | None = None,
+        port: int = 0,
+    ) -> None:
         self.config = config
         self.api = api
         self.nodes: dict[str, NodeSpec] = {node.name: node for node in config.nodes}
@@ -62,6 +71,8 @@ class LocalKubelet:
         self._last_failure: dict[str, tuple[str, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        self.server = KubeletServer(self.container_log, certs, port=port) if certs else None
+        self.port = 0  # the kubelet endpoint's, once serving
 
     def _in_background(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -109,6 +120,7 @@ class LocalKubelet:
                             {"type": "InternalIP", "address": "127.0.0.1"},
                             {"type": "Hostname", "address": node.name},
                         ],
+                        "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
                         "conditions": [
                             {
                                 "type": "Ready",
@@ -134,6 +146,39 @@ class LocalKubelet:
                     }
                 },
             )
+
+    # -- logs -------------------------------------------------------------------------------------
+
+    def container_log(self, namespace: str, name: str, container: str, previous: bool) -> Path:
+        """The log file a ``/containerLogs`` request reads; a pod of this kubelet's nodes that
+        still exists (a finished pod's logs stay until it is deleted)."""
+        pods = [
+            p
+            for p in self.pods.values()
+            if p["metadata"]["namespace"] == namespace
+            and p["metadata"]["name"] == name
+            and p["spec"].get("nodeName") in self.nodes
+        ]
+        if not pods:
+            raise LogError(404, f'pod "{name}" does not exist')
+        pod = max(pods, key=lambda p: p["metadata"]["uid"] in self.workers)
+        uid = pod["metadata"]["uid"]
+        spec = pod["spec"]
+        declared = [*spec["containers"], *(spec.get("initContainers") or ())]
+        if not any(c["name"] == container for c in declared):
+            raise LogError(404, f'container "{container}" not found in pod "{name}"')
+        worker = self.workers.get(uid)
+        if worker is not None:
+            status = worker.statuses.get(container) or {}
+        else:
+            status = pod.get("status") or {}
+            listed = [
+                *(status.get("containerStatuses") or ()),
+                *(status.get("initContainerStatuses") or ()),
+            ]
+            status = next((s for s in listed if s.get("name") == container), {})
+        instance = select_instance(status, container, name, previous)
+        return log_path(self.layout.pod_dir(uid), container, instance)
 
     # -- watches ----------------------------------------------------------------------------------
 
@@ -300,6 +345,8 @@ class LocalKubelet:
 
     async def run(self) -> None:
         shutil.rmtree(self.layout.memory_dir, ignore_errors=True)
+        if self.server is not None:
+            self.port = await self.server.start()
         await self.register_nodes()
 
         def report(path: str, error: BaseException) -> None:
@@ -332,4 +379,6 @@ class LocalKubelet:
             return_exceptions=True,
         )
         self.workers.clear()
+        if self.server is not None:
+            await self.server.stop()
         shutil.rmtree(self.layout.memory_dir, ignore_errors=True)

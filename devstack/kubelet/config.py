@@ -75,6 +75,9 @@ class KubeletConfig:
     ENV is ``image_env`` and its WORKDIR (where a container without ``workingDir`` starts) is
     ``image_workdir`` (docker-stacks' ``/home/jovyan``). ``image_dirs`` are directories every image is assumed to have (a writable,
     per-container tmpfs unless a volume is mounted there).
+
+    A restarted container waits ``backoff_initial_seconds`` (from its second restart on), doubling
+    up to ``backoff_max_seconds``: short, for quick tests (a real kubelet's are 10 s and 5 min).
     """
 
     nodes: list[NodeSpec]
@@ -92,6 +95,8 @@ class KubeletConfig:
         default_factory=lambda: tuple(dict.fromkeys(Path(p) for p in (sys.prefix, sys.base_prefix)))
     )
     unpullable_images: tuple[str, ...] = ()
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 30.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KubeletConfig:
@@ -111,6 +116,9 @@ class KubeletConfig:
         if "image_dirs" in data:
             config.image_dirs = tuple(data["image_dirs"])
         config.unpullable_images = tuple(data.get("unpullable_images") or ())
+        for name in ("backoff_initial_seconds", "backoff_max_seconds"):
+            if name in data:
+                setattr(config, name, float(data[name]))
         return config
 
     @classmethod

@@ -170,26 +170,33 @@ async def launch(
             )
     finally:
         os.close(write_end)
-    info = await _read_info(read_end, timeout=30)
-    if info is None or "child-pid" not in info:
-        await process.wait()
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-        raise StartError("; ".join(tail) or f"sandbox exited with {process.returncode}")
-    container = ContainerProcess(
-        name=name,
-        process=process,
-        child_pid=info["child-pid"],
-        run_as=run_as,
-        env=dict(env),
-        log_path=log_path,
-        pid_namespace=_pid_namespace(info["child-pid"]),
-    )
-    # The reaper forks the command right after reporting; hooks must enter the command's view.
-    for _ in range(400):
-        container.command_pid = container.main_pid()
-        if container.command_pid is not None or process.returncode is not None:
-            break
-        await asyncio.sleep(0.005)
+    try:
+        info = await _read_info(read_end, timeout=30)
+        if info is None or "child-pid" not in info:
+            await process.wait()
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            raise StartError("; ".join(tail) or f"sandbox exited with {process.returncode}")
+        container = ContainerProcess(
+            name=name,
+            process=process,
+            child_pid=info["child-pid"],
+            run_as=run_as,
+            env=dict(env),
+            log_path=log_path,
+            pid_namespace=_pid_namespace(info["child-pid"]),
+        )
+        # The reaper forks the command right after reporting; hooks must enter the command's view.
+        for _ in range(400):
+            container.command_pid = container.main_pid()
+            if container.command_pid is not None or process.returncode is not None:
+                break
+            await asyncio.sleep(0.005)
+    except BaseException:
+        # Cancelled (the pod deleted) while starting: nobody will stop this sandbox but us; its
+        # processes die with bwrap (--die-with-parent).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raise
     return container
 
 

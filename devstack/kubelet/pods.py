@@ -7,17 +7,21 @@ import contextlib
 import fnmatch
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from ..kubeapi import UNREACHABLE, ApiError, KubeAPI, api_unavailable
+from ..paths import cache_dir
 from .config import KubeletConfig
 from .containers import ContainerProcess, StartError, launch
 from .environment import ContainerConfigError, command_line, container_env
 from .events import EventRecorder, now
+from .logs import container_id, log_path, prune
 from .podnet import PodIPPool
+from .restarts import BackOff, go_duration, restart_policy, should_restart
 from .sandbox import Mount, bwrap_argv
+from .status import TERMINAL, pod_phase, pod_status, waiting_status
 from .volumes import MountError, VolumeLayout, container_mounts, volume_dirs
 
 log = logging.getLogger("devstack.kubelet.pods")
@@ -41,11 +45,29 @@ def _run_as(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int, int] |
 
 
 def hidden_state(state_dir: Path, mounts: list[Mount]) -> list[Mount]:
-    """An empty tmpfs over the test ground's own state (tokens, every pod's volumes), which the
-    read-only host mirror would otherwise show to every container; a real node shows none of it."""
-    if any(Path(state_dir).is_relative_to(m.target) for m in mounts):
-        return []  # a volume covers it already
-    return [Mount(target=str(state_dir), source=None)]
+    """Empty tmpfs over the machine's devstack cache (every test ground's state, built binaries)
+    and over the test ground's own state (tokens, every pod's volumes), which the read-only host
+    mirror would otherwise show to every container; a real node shows none of it. The state's own
+    tmpfs also names it on every sandbox's command line (the test ground's leftover check)."""
+    hidden = dict.fromkeys((cache_dir().resolve(), Path(state_dir)))
+    return [
+        Mount(target=str(path), source=None)
+        for path in hidden
+        if not any(path.is_relative_to(m.target) for m in mounts)  # a volume covers it already
+    ]
+
+
+async def _all(coroutines: Iterable[Awaitable[Any]]) -> None:
+    """Await every coroutine; the first to raise cancels the others and its error is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _exec_command(hook: dict[str, Any] | None) -> list[str] | None:
@@ -75,7 +97,7 @@ class PodWorker:
         meta = pod["metadata"]
         self.uid, self.name, self.namespace = meta["uid"], meta["name"], meta["namespace"]
         self.pod_ip: str | None = None
-        self.phase = "Pending"
+        self.failed = False  # ended Failed whatever the containers' states (PodFailed)
         self.start_time = now()
         self.statuses: dict[str, dict[str, Any]] = {}
         self.running: dict[str, ContainerProcess] = {}
@@ -85,10 +107,11 @@ class PodWorker:
         self._stopping = False
         self._termination: asyncio.Future[None] | None = None
         self._cleaned = False
+        self.backoff = BackOff(config.backoff_initial_seconds, config.backoff_max_seconds)
         for container in pod["spec"].get("initContainers") or ():
-            self.statuses[container["name"]] = self._waiting(container, "PodInitializing")
+            self.statuses[container["name"]] = waiting_status(container, "PodInitializing")
         for container in pod["spec"]["containers"]:
-            self.statuses[container["name"]] = self._waiting(container, "ContainerCreating")
+            self.statuses[container["name"]] = waiting_status(container, "ContainerCreating")
 
     @property
     def api_path(self) -> str:
@@ -101,25 +124,15 @@ class PodWorker:
 
     # -- status ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _waiting(container: dict[str, Any], reason: str, message: str = "") -> dict[str, Any]:
-        state: dict[str, Any] = {"reason": reason}
-        if message:
-            state["message"] = message
-        return {
-            "name": container["name"],
-            "image": container.get("image", ""),
-            "imageID": "",
-            "ready": False,
-            "restartCount": 0,
-            "started": False,
-            "state": {"waiting": state},
-        }
+    @property
+    def phase(self) -> str:
+        return "Failed" if self.failed else pod_phase(self.pod["spec"], self.statuses)
 
     def _set_running(self, container: dict[str, Any], process: ContainerProcess) -> None:
-        self.statuses[container["name"]].update(
+        status = self.statuses[container["name"]]
+        status.update(
             imageID=f"devstack://{container.get('image', '')}",
-            containerID=f"devstack://{self.uid}/{container['name']}",
+            containerID=container_id(self.uid, container["name"], status["restartCount"]),
             started=True,
             state={"running": {"startedAt": process.started_at}},
         )
@@ -128,7 +141,8 @@ class PodWorker:
         self, name: str, process: ContainerProcess, reason: str | None = None
     ) -> None:
         code = process.exit_code if process.exit_code is not None else 137
-        self.statuses[name].update(
+        status = self.statuses[name]
+        status.update(
             ready=False,
             started=False,
             state={
@@ -137,56 +151,21 @@ class PodWorker:
                     "reason": reason or ("Completed" if code == 0 else "Error"),
                     "startedAt": process.started_at,
                     "finishedAt": process.finished_at or now(),
-                    "containerID": f"devstack://{self.uid}/{name}",
+                    "containerID": container_id(self.uid, name, status["restartCount"]),
                 }
             },
         )
         self.ready.discard(name)
 
     def status(self) -> dict[str, Any]:
-        spec = self.pod["spec"]
-        init_names = [c["name"] for c in spec.get("initContainers") or ()]
-        names = [c["name"] for c in spec["containers"]]
-        initialized = all(
-            "terminated" in self.statuses[n]["state"]
-            and self.statuses[n]["state"]["terminated"]["exitCode"] == 0
-            for n in init_names
+        return pod_status(
+            self.pod["spec"], self.statuses, self.ready, self.phase, self.start_time, self.pod_ip
         )
-        all_ready = all(n in self.ready for n in names)
-        for name in names:
-            self.statuses[name]["ready"] = name in self.ready
-
-        def condition(kind: str, true: bool) -> dict[str, Any]:
-            return {
-                "type": kind,
-                "status": "True" if true else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": self.start_time,
-            }
-
-        status: dict[str, Any] = {
-            "phase": self.phase,
-            "hostIP": "127.0.0.1",
-            "startTime": self.start_time,
-            "conditions": [
-                condition("Initialized", initialized),
-                condition("Ready", all_ready),
-                condition("ContainersReady", all_ready),
-                condition("PodScheduled", True),
-            ],
-            "containerStatuses": [self.statuses[n] for n in names],
-        }
-        if init_names:
-            status["initContainerStatuses"] = [self.statuses[n] for n in init_names]
-        if self.pod_ip:
-            status["podIP"] = self.pod_ip
-            status["podIPs"] = [{"ip": self.pod_ip}]
-        return status
 
     async def publish(self) -> None:
         """Write the pod's status; while the API server is unavailable, keep retrying in the
         background (the newest status wins), as a kubelet's status manager does."""
-        if self._stopping and self.phase not in ("Succeeded", "Failed"):
+        if self._stopping and self.phase not in TERMINAL:
             return
         if self._status_retry is not None and not self._status_retry.done():
             return  # the retry writes the status as it is then
@@ -228,35 +207,31 @@ class PodWorker:
             self.pod_ip = self.ips.allocate(ports)
             dirs = await self._retry("FailedMount", self._volumes)
             for container in spec.get("initContainers") or ():
-                process = await self._start(container, dirs, init=True)
+                await self._start(container, dirs, init=True)
                 await self.publish()
-                code = await process.wait()
-                self._set_terminated(container["name"], process)
-                self.running.pop(container["name"], None)
-                await self.publish()
+                code = await self._supervise(container, dirs, init=True)
                 if code != 0:
                     raise PodFailed(f"init container {container['name']} exited with {code}")
             for container in spec["containers"]:
                 process = await self._start(container, dirs, init=False)
                 await self._post_start(container, process)
                 self.ready.add(container["name"])
-            self.phase = "Running"
             await self.publish()
-            await self._watch_exits()
+            await _all(self._supervise(c, dirs, init=False) for c in spec["containers"])
         except PodFailed as failure:
             log.info("pod %s/%s failed: %s", self.namespace, self.name, failure)
             await self._end_processes(grace=2.0)
-            self.phase = "Failed"
+            self.failed = True
             await self.publish()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("pod %s/%s: unexpected error", self.namespace, self.name)
             await self._end_processes(grace=2.0)
-            self.phase = "Failed"
+            self.failed = True
             await self.publish()
         finally:
-            if self.phase in ("Succeeded", "Failed"):
+            if self.phase in TERMINAL and not self._stopping:
                 self.ips.release(self.pod_ip)
                 await self.on_finished(self)
 
@@ -346,9 +321,13 @@ class PodWorker:
         sandbox = [self.bwrap if arg == "bwrap" else arg for arg in sandbox]
         sandbox[sandbox.index("--info-fd") + 1] = INFO_FD
         env["DEVSTACK_POD_IP"] = self.pod_ip or ""
-        log_path = self.layout.pod_dir(self.uid) / "logs" / f"{name}.log"
+        instance = self.statuses[name]["restartCount"]
+        pod_dir = self.layout.pod_dir(self.uid)
+        prune(pod_dir, name, instance)
         try:
-            process = await launch(name, sandbox, INFO_FD, env, run_as, log_path)
+            process = await launch(
+                name, sandbox, INFO_FD, env, run_as, log_path(pod_dir, name, instance)
+            )
         except StartError as error:
             await self.event("Warning", "Failed", f"Error: {error}", name, init)
             raise PodFailed(f"container {name} did not start: {error}") from error
@@ -372,20 +351,49 @@ class PodWorker:
             await self.event("Warning", "FailedPostStartHook", message, container["name"])
             raise PodFailed(f"postStart hook of {container['name']} failed")
 
-    async def _watch_exits(self) -> None:
-        waits = {asyncio.ensure_future(p.wait()): name for name, p in self.running.items()}
-        while waits:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for finished in done:
-                name = waits.pop(finished)
-                self._set_terminated(name, self.running.pop(name))
-            if not waits:
-                codes = [
-                    s["state"]["terminated"]["exitCode"]
-                    for s in self.statuses.values()
-                    if "terminated" in s["state"]
-                ]
-                self.phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
+    async def _supervise(
+        self, container: dict[str, Any], dirs: dict[str, tuple[Path, bool]], init: bool
+    ) -> int:
+        """Wait for the container to exit and restart it as the restartPolicy says, after the
+        crash-loop back-off; return its exit code once it has ended for good."""
+        name = container["name"]
+        policy = restart_policy(self.pod["spec"])
+        loop = asyncio.get_running_loop()
+        while True:
+            process = self.running[name]
+            code = await process.wait()
+            finished = loop.time()
+            self.running.pop(name, None)
+            self._set_terminated(name, process)
+            await self.publish()
+            if not should_restart(policy, code, init):
+                return code
+            status = self.statuses[name]
+            delay = self.backoff.wait(name, finished)
+            if delay > 0:
+                status["lastState"] = {"terminated": status["state"]["terminated"]}
+                pod = f"{self.name}_{self.namespace}({self.uid})"
+                message = (
+                    f"back-off {go_duration(delay)} restarting failed container={name} pod={pod}"
+                )
+                status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+                await self.event(
+                    "Warning",
+                    "BackOff",
+                    f"Back-off restarting failed container {name} in pod {pod}",
+                    name,
+                    init,
+                )
+                await self.publish()
+                await asyncio.sleep(max(delay - (loop.time() - finished), 0.0))
+            self.backoff.restarting(name, loop.time())
+            if "terminated" in status["state"]:
+                status["lastState"] = {"terminated": status["state"]["terminated"]}
+            status["restartCount"] += 1
+            process = await self._start(container, dirs, init)
+            if not init:
+                await self._post_start(container, process)
+                self.ready.add(name)
             await self.publish()
 
     # -- termination ------------------------------------------------------------------------------
