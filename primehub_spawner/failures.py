@@ -36,27 +36,21 @@ class ContainerEnd:
 def _end_of(status: dict[str, Any], init: bool) -> ContainerEnd | None:
     state = status.get("state") or {}
     restarts = int(status.get("restartCount") or 0)
-    terminated = state.get("terminated")
-    if terminated and not (init and terminated.get("exitCode") == 0):
-        return ContainerEnd(
-            status["name"],
-            int(terminated.get("exitCode") or 0),
-            terminated.get("reason") or "",
-            restarts,
-            previous=False,
-            init=init,
-        )
-    last = (status.get("lastState") or {}).get("terminated")
-    if last and restarts > 0:  # restarted after it ended: the start has failed at least once
-        return ContainerEnd(
-            status["name"],
-            int(last.get("exitCode") or 0),
-            last.get("reason") or "",
-            restarts,
-            previous=True,
-            init=init,
-        )
-    return None
+    terminated, previous = state.get("terminated"), False
+    if not terminated or (init and terminated.get("exitCode") == 0):
+        # restarted after it ended: the start has failed at least once
+        last = (status.get("lastState") or {}).get("terminated")
+        if not (last and restarts > 0):
+            return None
+        terminated, previous = last, True
+    return ContainerEnd(
+        status["name"],
+        int(terminated.get("exitCode") or 0),
+        terminated.get("reason") or "",
+        restarts,
+        previous=previous,
+        init=init,
+    )
 
 
 def ended_container(pod: dict[str, Any] | None, container: str = "notebook") -> ContainerEnd | None:

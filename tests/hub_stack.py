@@ -223,22 +223,30 @@ def xsrf(page: str) -> str:
     return re.search(r'xsrf_token: "([^"]+)"', page).group(1)  # JupyterHub 6 puts it in jhdata
 
 
-async def progress_messages(
-    hub: HubProcess, user: str, server: str, until: str, timeout: float = 30
-) -> list[str]:
-    """Read the spawn's progress event stream (what the spawn-pending page shows) until ``until``."""
-    messages: list[str] = []
+async def progress_events(hub: HubProcess, user: str, server: str, timeout: float = 30):
+    """The spawn's progress events (what the spawn-pending page shows), as they come."""
     async with (
         httpx.AsyncClient(timeout=timeout) as http,
         http.stream(
             "GET",
-            f"{hub.url}/hub/api/users/{user}/servers/{server}/progress",
+            f"{hub.url}/hub/api/users/{user}/"
+            + (f"servers/{server}" if server else "server")
+            + "/progress",
             headers={"Authorization": f"token {hub.api_token}"},
         ) as stream,
     ):
         async for line in stream.aiter_lines():
             if line.startswith("data:"):
-                messages.append(json.loads(line[5:]).get("message", ""))
-                if until in messages[-1]:
-                    break
+                yield json.loads(line[5:])
+
+
+async def progress_messages(
+    hub: HubProcess, user: str, server: str, until: str, timeout: float = 30
+) -> list[str]:
+    """The spawn's progress messages until one contains ``until``."""
+    messages: list[str] = []
+    async for event in progress_events(hub, user, server, timeout):
+        messages.append(event.get("message", ""))
+        if until in messages[-1]:
+            break
     return messages

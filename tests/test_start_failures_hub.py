@@ -4,14 +4,13 @@ and last log lines, escaped, in the progress and on the page; its words stay out
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 import pytest
 
 from devstack.hub import oauth_login
 from devstack.testing import eventually
-from tests.hub_stack import log_in, pods
+from tests.hub_stack import log_in, pods, progress_events
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -23,21 +22,11 @@ CRASH = [
 ]
 
 
-async def failed_event(hub, user: str) -> dict:
-    """The spawn's last progress event, once it has failed."""
-    async with (
-        httpx.AsyncClient(timeout=60) as http,
-        http.stream(
-            "GET",
-            f"{hub.url}/hub/api/users/{user}/server/progress",
-            headers={"Authorization": f"token {hub.api_token}"},
-        ) as stream,
-    ):
-        async for line in stream.aiter_lines():
-            if line.startswith("data:"):
-                event = json.loads(line[5:])
-                if event.get("failed") or event.get("ready"):
-                    return event
+async def outcome(hub, user: str) -> dict:
+    """The spawn's last progress event: failed or ready."""
+    async for event in progress_events(hub, user, "", timeout=60):
+        if event.get("failed") or event.get("ready"):
+            return event
     raise AssertionError("the progress stream ended without an outcome")
 
 
@@ -51,7 +40,7 @@ async def test_a_server_that_crashes_while_starting_shows_its_last_log_lines(
         hub.api, "POST", "users/alice/server", {"user_options": options}
     )
     assert status in (202, 500)  # pending, or already failed
-    event = await asyncio.wait_for(failed_event(hub, "alice"), 50)  # before the 60 s timeout
+    event = await asyncio.wait_for(outcome(hub, "alice"), 50)  # before the 60 s timeout
     assert event.get("failed"), event
     message = event["message"]
     assert "The container notebook of pod jupyter-alice exited with code 3" in message
