@@ -74,8 +74,8 @@ class ServerLifecycle(OutageTolerantSpawner):
     _exited = False
 
     def is_pod_running(self, pod: dict[str, Any] | None) -> bool:
-        if self._waiting_for_pod:
-            end = failures.ended_container(pod)
+        if self._waiting_for_pod and not (pod or {}).get("metadata", {}).get("deletionTimestamp"):
+            end = failures.ended_container(pod)  # of this start's pod, not one on its way out
             if end is not None:
                 raise _ContainerEnded(end)
         return super().is_pod_running(pod)

@@ -13,8 +13,9 @@ from urllib.parse import quote
 
 import pytest
 
+from devstack.realms import group as realm_group
 from devstack.testing import eventually
-from tests.hub_stack import log_in, pods, realm_with_twins
+from tests.hub_stack import log_in, pods, realm_with, realm_with_twins
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 PROBING = ["/bin/sh", "-c", f'sh -c "$PROBE"; exec {sys.executable} -m http.server 8888']
@@ -331,3 +332,69 @@ async def test_start_up_profiles_reach_the_server_and_a_failing_one_says_why(
     )
     await eventually(lambda: _exists(home / "safe-env.txt"), timeout=30)
     assert "TEAM_SETTING" not in (home / "safe-env.txt").read_text()  # safe mode skips them
+
+
+WRITABLE_PROBE = """
+cd /home/jovyan
+for path in /home/jovyan /project/ml-team /datasets/scratch /datasets/corpus \\
+            /datasets/imagenet-mini /phfs; do
+  if touch "$path/.written-by-the-notebook-user" 2>/dev/null; then state=writable; else state=denied; fi
+  echo "$path $state $(stat -c %u:%g "$path")"
+done > writable.txt
+echo "$(id -u):$(id -g)" > whoami.txt
+if [ -e /etc/sudoers.d/primehub-notebook-user ]; then
+  echo "$(cat /etc/sudoers.d/primehub-notebook-user) $(stat -c %u:%a /etc/sudoers.d/primehub-notebook-user)"
+else echo none; fi > sudo.tmp
+mv sudo.tmp sudo.txt
+"""
+
+
+@pytest.mark.reliability("isolation")
+async def test_every_mount_she_may_write_is_writable_by_the_notebook_user(
+    hub_factory, kube, namespace, test_ground, realm_factory
+):
+    """As uid 1000, on claims (fsGroup), NFS and hostPath (root-owned: the init container's
+    chown); sudo only where the launch group grants it."""
+    realm = realm_with(realm_factory, ml_team={"grant-sudo": "true"})
+    granted = ["ds:rw:corpus", "ds:imagenet-mini", "ds:rw:imagenet-mini"]
+    realm["roles"]["realm"] += [{"name": role} for role in granted]
+    realm_group(realm, "ml-team")["realmRoles"] += granted
+    for claim in ("project-ml-team", "dataset-scratch", "primehub-store"):
+        await make_claim(kube, namespace, claim)
+    hub = hub_factory(realm, cmd=PROBING)
+    await log_in(hub, "alice")
+    pod = await run_probe(hub, kube, namespace, "alice", "", WRITABLE_PROBE, group="ml-team")
+    home = await claim_dir(kube, test_ground, namespace, "claim-alice")
+    await eventually(lambda: _exists(home / "sudo.txt"), timeout=30)
+    assert (home / "whoami.txt").read_text().strip() == "1000:100"
+    seen = {
+        line.split()[0]: line.split()[1:]
+        for line in (home / "writable.txt").read_text().splitlines()
+    }
+    assert seen == {
+        path: ["writable", "1000:100"]
+        for path in (
+            "/home/jovyan",
+            "/project/ml-team",
+            "/datasets/scratch",
+            "/datasets/corpus",  # nfs: kubelet leaves it root's
+            "/datasets/imagenet-mini",  # hostPath: likewise
+            "/phfs",
+        )
+    }, seen
+    assert (home / "sudo.txt").read_text().split() == [
+        "#1000",
+        "ALL=(ALL)",
+        "NOPASSWD:ALL",
+        "0:440",
+    ]
+    notebook = pod["spec"]["containers"][0]
+    assert notebook["securityContext"]["allowPrivilegeEscalation"] is True
+    assert notebook["securityContext"]["runAsUser"] == 1000
+
+    await stop(hub, kube, namespace, "alice")
+    (home / "sudo.txt").unlink()
+    pod = await run_probe(hub, kube, namespace, "alice", "", WRITABLE_PROBE, group="phusers")
+    await eventually(lambda: _exists(home / "sudo.txt"), timeout=30)
+    assert (home / "sudo.txt").read_text().strip() == "none"  # PH Users grants no sudo
+    assert pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
