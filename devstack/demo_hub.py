@@ -31,6 +31,7 @@ async def prepare_cluster(ground: TestGround) -> None:
     async with KubeAPI(Credentials.from_kubeconfig(ground.kubeconfig)) as api:
         await install_crds(api)
         await prepare_namespace(api, NAMESPACE)
+        await create(api, f"/api/v1/namespaces/{NAMESPACE}/pods", profile_writer())
 
 
 async def prepare_namespace(api: KubeAPI, namespace: str) -> None:
@@ -43,7 +44,6 @@ async def prepare_namespace(api: KubeAPI, namespace: str) -> None:
             f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
             {"metadata": {"name": name}, "spec": claim_spec},
         )
-    await create(api, f"/api/v1/namespaces/{namespace}/pods", profile_writer())
     try:
         await apply_file(api, DATA_DIR / "resources.yaml", namespace)
     except ApiError as error:
