@@ -357,7 +357,8 @@ async def test_every_mount_she_may_write_is_writable_by_the_notebook_user(
     chown); sudo only where the launch group grants it."""
     realm = realm_with(realm_factory, ml_team={"grant-sudo": "true"})
     granted = ["ds:rw:corpus", "ds:imagenet-mini", "ds:rw:imagenet-mini"]
-    realm["roles"]["realm"] += [{"name": role} for role in granted]
+    known = {role["name"] for role in realm["roles"]["realm"]}
+    realm["roles"]["realm"] += [{"name": role} for role in granted if role not in known]
     realm_group(realm, "ml-team")["realmRoles"] += granted
     for claim in ("project-ml-team", "dataset-scratch", "primehub-store"):
         await make_claim(kube, namespace, claim)
