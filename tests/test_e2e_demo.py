@@ -206,6 +206,21 @@ async def test_dave_has_no_group_to_launch_in(browser, demo_stack):
     assert "group: no group is configured for you to launch a server in" in error
 
 
+async def test_a_broken_images_start_shows_its_log_lines(browser, demo_stack):
+    """Broken Notebook's Python cannot start: the pending page says so with the server's own words."""
+    hub = demo_stack.hub_url
+    page = await logged_in_page(browser, hub, "bob")
+    await page.goto(f"{hub}/hub/spawn")
+    await choose(page, "ml-team", "cpu-2", "broken-notebook")
+    await page.click('#spawn_form button[type="submit"]')
+    log = page.locator("#progress-message pre.primehub-container-log")
+    await log.wait_for(timeout=120_000)
+    await page.screenshot(path=shot("08-broken-image"), full_page=True)
+    assert "PYTHONHOME = '/nonexistent'" in await log.inner_text()
+    message = await page.locator("#progress-message").inner_text()
+    assert "The container notebook of pod jupyter-bob exited with code" in message
+
+
 async def test_phadmin_launches_for_bob_through_the_rest_api(demo_stack):
     hub = demo_stack.hub_url
     async with httpx.AsyncClient(timeout=60) as http:

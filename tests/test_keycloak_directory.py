@@ -35,7 +35,7 @@ async def test_alices_launch_context(realm):
     assert ml.group_quota.gpu == 1
     assert ml.shared_volume is not None and ml.shared_volume.capacity == "1Gi"
     assert set(ml.grants.instance_types) == {"cpu-2", "gpu-1"}
-    assert set(ml.grants.images) == {"pytorch", "building"}
+    assert set(ml.grants.images) == {"pytorch", "building", "broken-notebook"}
     assert dict(ml.grants.datasets) == {
         "mnist": False,
         "scratch": True,

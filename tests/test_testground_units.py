@@ -379,3 +379,12 @@ def test_kubelet_config_rejects_non_loopback_pod_network():
         KubeletConfig.from_dict({"nodes": [{"name": "n"}], "pod_network": "10.0.0.0/16"})
     with pytest.raises(ValueError, match="no nodes"):
         KubeletConfig.from_dict({})
+
+
+def test_an_images_env_can_differ_by_its_name():
+    config = KubeletConfig.from_dict(
+        {"nodes": [{"name": "n"}], "image_env_by_pattern": {"*/broken:*": {"PYTHONHOME": "/x"}}}
+    )
+    assert config.env_of("example.org/broken:1")["PYTHONHOME"] == "/x"
+    assert "PYTHONHOME" not in config.env_of("example.org/fine:1")
+    assert config.env_of("example.org/broken:1")["HOME"] == "/home/jovyan"  # over every image's

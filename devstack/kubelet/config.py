@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import sys
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class KubeletConfig:
     ``image_workdir`` (docker-stacks' ``/home/jovyan``). ``image_dirs`` are directories every image is assumed to have (a writable,
     per-container tmpfs unless a volume is mounted there).
 
+    ``image_env_by_pattern``: the ENV of images whose name matches a pattern, over ``image_env``.
+
     A restarted container waits ``backoff_initial_seconds`` (from its second restart on), doubling
     up to ``backoff_max_seconds``: short, for quick tests (a real kubelet's are 10 s and 5 min).
     """
@@ -95,6 +98,7 @@ class KubeletConfig:
         default_factory=lambda: tuple(dict.fromkeys(Path(p) for p in (sys.prefix, sys.base_prefix)))
     )
     unpullable_images: tuple[str, ...] = ()
+    image_env_by_pattern: dict[str, dict[str, str]] = field(default_factory=dict)
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 30.0
 
@@ -116,10 +120,22 @@ class KubeletConfig:
         if "image_dirs" in data:
             config.image_dirs = tuple(data["image_dirs"])
         config.unpullable_images = tuple(data.get("unpullable_images") or ())
+        config.image_env_by_pattern = {
+            str(pattern): {str(k): str(v) for k, v in (env or {}).items()}
+            for pattern, env in (data.get("image_env_by_pattern") or {}).items()
+        }
         for name in ("backoff_initial_seconds", "backoff_max_seconds"):
             if name in data:
                 setattr(config, name, float(data[name]))
         return config
+
+    def env_of(self, image: str) -> dict[str, str]:
+        """The ENV of ``image``."""
+        env = dict(self.image_env)
+        for pattern, extra in self.image_env_by_pattern.items():
+            if fnmatch.fnmatch(image, pattern):
+                env.update(extra)
+        return env
 
     @classmethod
     def load(cls, path: Path) -> KubeletConfig:

@@ -271,7 +271,10 @@ class PodWorker:
                     self.pod,
                     container,
                     self.pod_ip,
-                    {"PATH": self.config.container_path, **self.config.image_env},
+                    {
+                        "PATH": self.config.container_path,
+                        **self.config.env_of(container.get("image", "")),
+                    },
                 )
                 refusal = run_as_non_root_error(self.pod, container, identity)
                 if refusal:
