@@ -4,6 +4,8 @@ and last log lines, escaped, in the progress and on the page; its words stay out
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -61,3 +63,17 @@ async def test_a_server_that_crashes_while_starting_shows_its_last_log_lines(
     await eventually(pod_gone, timeout=30)
     assert "ModuleNotFoundError" not in hub.full_log()  # the container's words: the user's only
     assert "exited with code 3" in hub.full_log()
+
+
+async def test_a_broken_images_crash_loop_shows_the_crashed_instances_lines(hub_factory):
+    """The demo's Broken Notebook: real jupyterhub-singleuser, whose Python cannot start."""
+    hub = hub_factory(cmd=[str(Path(sys.executable).parent / "jupyterhub-singleuser")])
+    await log_in(hub, "alice")
+    options = {"group": "ml-team", "instance_type": "cpu-2", "image": "broken-notebook"}
+    status, _ = await asyncio.to_thread(
+        hub.api, "POST", "users/alice/server", {"user_options": options}
+    )
+    assert status in (202, 500)
+    event = await asyncio.wait_for(outcome(hub, "alice"), 50)
+    assert "exited with code 1" in event["message"], event
+    assert "No module named &#x27;encodings&#x27;" in event["html_message"], event
