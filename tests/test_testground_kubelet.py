@@ -88,14 +88,19 @@ async def test_pods_cannot_see_the_test_grounds_state(kube, namespace, test_grou
     assert pod["status"]["phase"] == "Succeeded"
 
 
-async def test_run_as_user_owns_its_volumes(kube, namespace):
-    body = pod_body(
-        "uid",
-        'test "$(id -u):$(id -g)" = "1000:100" && touch /home/jovyan/mine',
-        securityContext={"runAsUser": 1000, "runAsGroup": 100},
+async def test_run_as_user_owns_the_images_home_and_may_write_tmp(kube, namespace, test_ground):
+    # The "image" is built for the user it runs as: its /home/jovyan (no volume there) is the
+    # user's; /tmp and /dev/shm are a container's usual 1777.
+    script = (
+        'test "$(id -u):$(id -g)" = "1000:100" && test "$(stat -c %u:%g /home/jovyan)" = 1000:100 '
+        '&& touch /home/jovyan/mine && test "$(stat -c %a /tmp /dev/shm)" = "1777\n1777" '
+        "&& touch /tmp/mine /dev/shm/mine"
     )
+    body = pod_body("uid", script, securityContext={"runAsUser": 1000, "runAsGroup": 100})
     pod = await run_to_end(kube, namespace, body)
-    assert pod["status"]["phase"] == "Succeeded"
+    assert pod["status"]["phase"] == "Succeeded", test_ground.pod_log(
+        pod["metadata"]["uid"], "main"
+    )
 
 
 async def test_gpu_pod_without_a_fitting_node_stays_pending(kube, namespace):

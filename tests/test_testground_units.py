@@ -1,21 +1,16 @@
 """Pure parts of the test ground: scheduling decisions, the sandbox's root, env expansion, PV matching."""
 
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from devstack.ground import processes_of
 from devstack.kubelet.config import KubeletConfig, NodeSpec, Taint
 from devstack.kubelet.controllers import volume_fits
 from devstack.kubelet.environment import expand
-from devstack.kubelet.logs import BLOCK, LogError, container_id, read_log, select_instance
-from devstack.kubelet.restarts import BackOff, go_duration, should_restart
+from devstack.kubelet.identity import Identity, container_identity
 from devstack.kubelet.sandbox import Mount, bwrap_argv, root_args
 from devstack.kubelet.scheduler import pod_requests, schedule, tolerates, volume_blocker
-from devstack.kubelet.status import pod_phase
 
 CPU = NodeSpec(
     "cpu-node", labels={"component": "singleuser-server"}, capacity={"cpu": "2", "memory": "4Gi"}
@@ -175,7 +170,7 @@ def test_volume_blocker():
 
 
 def _operations(args: list[str]) -> list[tuple[str, ...]]:
-    arity = {"--ro-bind": 2, "--bind": 2, "--symlink": 2, "--dir": 1, "--tmpfs": 1}
+    arity = {"--ro-bind": 2, "--bind": 2, "--symlink": 2, "--dir": 1, "--tmpfs": 1, "--perms": 1}
     operations, index = [], 0
     while index < len(args):
         count = arity[args[index]]
@@ -207,13 +202,12 @@ def test_bwrap_argv_orders_mounts_parent_first_and_keeps_env_off_the_command_lin
         ],
         hostname="jupyter-alice",
         workdir="/home/jovyan",
-        run_as=(1000, 100),
+        identity=Identity(uid=1000, gid=100),
         podnet_so=None,
     )
     home, work = argv.index("/home/jovyan"), argv.index("/home/jovyan/work")
     assert home < work
     assert argv[argv.index("/s/a") - 1] == "--ro-bind"
-    assert argv[argv.index("--uid") + 1] == "1000"
     assert argv[-2:] == ["--", "jupyterhub-singleuser"]
     assert "--setenv" not in argv
 
@@ -224,7 +218,7 @@ def test_interpreter_under_tmp_stays_visible_over_the_private_tmp():
         mounts=[],
         hostname="h",
         workdir=None,
-        run_as=None,
+        identity=Identity(),
         podnet_so=None,
         runtime_paths=[Path("/tmp/checkout/.venv"), Path("/usr")],
     )
@@ -232,6 +226,124 @@ def test_interpreter_under_tmp_stays_visible_over_the_private_tmp():
     assert argv[argv.index("/tmp/checkout/.venv") - 1] == "--ro-bind"
     assert argv.index("/tmp/checkout/.venv") > private_tmp  # bound on top of the fresh tmpfs
     assert argv.count("/usr") == 2  # once from the host mirror only
+
+
+def test_a_non_root_container_changes_identity_through_setpriv_without_a_user_namespace():
+    identity = Identity(uid=1000, gid=100, groups=(100, 5))
+    argv = bwrap_argv(
+        command=["id"], mounts=[], hostname="h", workdir=None, identity=identity, podnet_so=None
+    )
+    assert "--unshare-user" not in argv
+    added = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--cap-add"]
+    assert added == ["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"]
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"
+    command = argv[argv.index("--") + 1 :]
+    assert command == [
+        "setpriv",
+        "--reuid=1000",
+        "--regid=100",
+        "--groups=100,5",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+        "id",
+    ]
+    assert argv[argv.index("/tmp") - 3 : argv.index("/tmp")] == ["--perms", "1777", "--tmpfs"]
+
+
+def test_plain_root_runs_without_setpriv_and_keeps_only_added_capabilities():
+    argv = bwrap_argv(
+        command=["chown", "1000", "/data"],
+        mounts=[],
+        hostname="h",
+        workdir=None,
+        identity=Identity(capabilities=("CAP_CHOWN",)),
+        podnet_so=None,
+    )
+    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--cap-add"] == ["CAP_CHOWN"]
+    assert argv[argv.index("--") + 1 :] == ["chown", "1000", "/data"]
+    assert Identity(uid=0, gid=0, groups=(100,), capabilities=("CAP_CHOWN",)).setpriv()[-2] == (
+        "--bounding-set=-all,+chown"
+    )
+
+
+def test_runtime_paths_under_a_closed_directory_stay_reachable_for_other_users(tmp_path: Path):
+    for name in ("root/.pyenv/py", "root/.ssh", "usr"):
+        (tmp_path / name).mkdir(parents=True)
+    tmp_path.chmod(0o755)  # as / is
+    (tmp_path / "root").chmod(0o700)
+    (tmp_path / "root/.profile").write_text("secret")
+    operations = _operations(
+        root_args([], host_root=tmp_path, reachable=["/root/.pyenv/py"], private=True)
+    )
+    assert ("--perms", "0711") in operations  # traversable, not listable, like a 0711 home
+    assert operations[operations.index(("--perms", "0711")) + 1] == ("--dir", "/root")
+    assert not any(
+        op[-1] in ("/root/.ssh", "/root/.profile", "/root/.pyenv/py") for op in operations
+    )
+    assert ("--ro-bind", str(tmp_path / "usr"), "/usr") in operations
+    as_root = _operations(root_args(["/root/.cache/x"], host_root=tmp_path))
+    assert ("--perms", "0700") in as_root and (
+        "--ro-bind",
+        str(tmp_path / "root/.ssh"),
+        "/root/.ssh",
+    ) in as_root
+
+
+def test_missing_mount_points_are_made_0755_not_bwraps_0700(tmp_path: Path):
+    tmp_path.chmod(0o755)  # as / is
+    (tmp_path / "usr").mkdir()
+    argv = bwrap_argv(
+        command=["true"],
+        mounts=[Mount("/datasets/a", Path("/s/a"), read_only=True)],
+        hostname="h",
+        workdir=None,
+        identity=Identity(uid=1000),
+        podnet_so=Path("/cache/podnet.so"),
+        host_root=tmp_path,
+        runtime_paths=[Path("/tmp/checkout/.venv")],
+    )
+    for directory, mounted in [
+        ("/datasets", "/datasets/a"),
+        ("/tmp/checkout", "/tmp/checkout/.venv"),
+        ("/.devstack", "/.devstack/podnet.so"),
+    ]:
+        made = argv.index(directory)
+        assert argv[made - 3 : made] == ["--perms", "0755", "--dir"]
+        assert made < argv.index(mounted)
+    assert argv.count("/usr") == 1  # the host's /usr exists: only mirrored
+
+
+@pytest.mark.parametrize(
+    ("pod_context", "context", "expected"),
+    [
+        ({}, {}, Identity()),
+        ({"runAsUser": 1000, "fsGroup": 100}, {}, Identity(uid=1000, groups=(100,))),
+        (
+            {"runAsUser": 1000, "runAsGroup": 100, "fsGroup": 100, "supplementalGroups": [5, 100]},
+            {"runAsUser": 1001},
+            Identity(uid=1001, gid=100, groups=(100, 5)),
+        ),
+        (
+            {"runAsUser": 1000},
+            {"runAsUser": 0, "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "CAP_FOWNER"]}},
+            Identity(capabilities=("CAP_CHOWN", "CAP_FOWNER")),
+        ),
+        ({}, {"capabilities": {"add": ["CHOWN"], "drop": ["CHOWN"]}}, Identity()),
+        ({"runAsUser": 1000}, {"capabilities": {"add": ["CHOWN"]}}, Identity(uid=1000)),
+    ],
+    ids=[
+        "image-root",
+        "pod-user",
+        "container-over-pod",
+        "root-adds",
+        "add-dropped",
+        "non-root-add",
+    ],
+)
+def test_container_identity(pod_context, context, expected):
+    pod = {"spec": {"securityContext": pod_context}}
+    assert container_identity(pod, {"name": "c", "securityContext": context}) == expected
 
 
 @pytest.mark.parametrize(
@@ -291,175 +403,3 @@ def test_kubelet_config_rejects_non_loopback_pod_network():
         KubeletConfig.from_dict({"nodes": [{"name": "n"}], "pod_network": "10.0.0.0/16"})
     with pytest.raises(ValueError, match="no nodes"):
         KubeletConfig.from_dict({})
-
-
-@pytest.mark.parametrize(
-    ("text", "tail", "limit", "expected"),
-    [
-        (b"a\nb\nc\n", 2, None, b"b\nc\n"),
-        (b"a\nb\nc", 2, None, b"b\nc"),  # an unterminated last line counts
-        (b"a\nb\n", 5, None, b"a\nb\n"),
-        (b"a\nb\n", 0, None, b""),
-        (b"a\nb\nc\n", None, 3, b"a\nb"),
-        (b"a\nb\nc\n", 2, 3, b"b\nc"),  # limitBytes cuts what tailLines selected
-        (b"", 3, None, b""),
-    ],
-)
-def test_read_log_tail_and_limit(tmp_path, text, tail, limit, expected):
-    path = tmp_path / "0.log"
-    path.write_bytes(text)
-    assert read_log(path, tail, limit) == expected
-
-
-def test_read_log_tail_across_blocks(tmp_path):
-    path = tmp_path / "0.log"
-    lines = [f"line {i}\n".encode() for i in range(3 * BLOCK // 8)]
-    path.write_bytes(b"".join(lines))
-    assert read_log(path, 3) == b"".join(lines[-3:])
-    assert read_log(path, len(lines) - 1) == b"".join(lines[1:])
-    assert read_log(tmp_path / "missing.log", 3) == b""
-
-
-def _status(state: dict, last: dict | None = None, instance: int = 0) -> dict:
-    status = {"state": state, "containerID": container_id("u", "c", instance)}
-    if last is not None:
-        status["lastState"] = {"terminated": last}
-    return status
-
-
-def _ended(instance: int) -> dict:
-    return {"exitCode": 1, "containerID": container_id("u", "c", instance)}
-
-
-@pytest.mark.parametrize(
-    ("status", "previous", "expected"),
-    [
-        (_status({"running": {}}, instance=2), False, 2),
-        (_status({"running": {}}, _ended(1), instance=2), True, 1),
-        (_status({"terminated": _ended(3)}, _ended(2)), False, 3),
-        (_status({"terminated": _ended(3)}, _ended(2)), True, 2),
-        (_status({"waiting": {"reason": "CrashLoopBackOff"}}, _ended(4)), False, 4),
-        (_status({"waiting": {"reason": "CrashLoopBackOff"}}, _ended(4)), True, 4),
-        (_status({"running": {}}), True, 'previous terminated container "c" in pod "p" not found'),
-        (
-            _status({"waiting": {"reason": "ContainerCreating"}}),
-            False,
-            'container "c" in pod "p" is waiting to start: ContainerCreating',
-        ),
-    ],
-)
-def test_which_instance_a_log_request_reads(status, previous, expected):
-    if isinstance(expected, int):
-        assert select_instance(status, "c", "p", previous) == expected
-    else:
-        with pytest.raises(LogError) as raised:
-            select_instance(status, "c", "p", previous)
-        assert (raised.value.status, raised.value.message) == (400, expected)
-
-
-@pytest.mark.parametrize(
-    ("policy", "code", "init", "restart"),
-    [
-        ("Always", 0, False, True),
-        ("Always", 1, False, True),
-        ("OnFailure", 0, False, False),
-        ("OnFailure", 2, False, True),
-        ("Never", 2, False, False),
-        ("Always", 0, True, False),  # a finished init container lets the pod go on
-        ("Always", 1, True, True),
-        ("Never", 1, True, False),
-    ],
-)
-def test_should_restart(policy, code, init, restart):
-    assert should_restart(policy, code, init) is restart
-
-
-def test_crash_loop_back_off_doubles_up_to_the_cap_and_resets_after_a_long_run():
-    backoff = BackOff(initial=1.0, cap=4.0)
-    assert backoff.wait("c", finished=0.0) == 0.0  # the first exit restarts at once
-    backoff.restarting("c", now=0.0)
-    waits = []
-    clock = 0.0
-    for _ in range(4):
-        clock += 0.1  # the container crashes right away
-        waits.append(backoff.wait("c", finished=clock))
-        clock += waits[-1]
-        backoff.restarting("c", now=clock)
-    assert waits == [1.0, 2.0, 4.0, 4.0]
-    assert backoff.wait("c", finished=clock + 8.5) == 0.0  # ran longer than twice the cap
-    backoff.restarting("c", now=clock + 8.5)
-    assert backoff.wait("c", finished=clock + 9.0) == 1.0
-    assert backoff.wait("other", finished=clock) == 0.0
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(10, "10s"), (0.5, "500ms"), (80, "1m20s"), (300, "5m0s"), (1.5, "1.5s"), (3725, "1h2m5s")],
-)
-def test_go_duration(seconds, text):
-    assert go_duration(seconds) == text
-
-
-def _state(kind: str, code: int = 0, last: int | None = None) -> dict:
-    status: dict = {"state": {kind: {"exitCode": code} if kind == "terminated" else {}}}
-    if last is not None:
-        status["lastState"] = {"terminated": {"exitCode": last}}
-    return status
-
-
-@pytest.mark.parametrize(
-    ("policy", "main", "init", "phase"),
-    [
-        ("OnFailure", _state("waiting"), None, "Pending"),
-        ("OnFailure", _state("running"), None, "Running"),
-        ("OnFailure", _state("waiting", last=1), None, "Running"),  # CrashLoopBackOff
-        ("OnFailure", _state("terminated", 1), None, "Running"),  # about to restart
-        ("OnFailure", _state("terminated", 0), None, "Succeeded"),
-        ("Always", _state("terminated", 0), None, "Running"),
-        ("Always", _state("waiting", last=0), None, "Running"),
-        ("Never", _state("terminated", 3), None, "Failed"),
-        ("Never", _state("terminated", 0), None, "Succeeded"),
-        ("Never", _state("waiting"), _state("terminated", 1), "Failed"),
-        ("OnFailure", _state("waiting"), _state("waiting", last=1), "Pending"),  # init crash loop
-        ("OnFailure", _state("waiting"), _state("running"), "Pending"),
-    ],
-)
-def test_pod_phase_as_kubelet_reports_it(policy, main, init, phase):
-    spec: dict = {"restartPolicy": policy, "containers": [{"name": "main"}]}
-    statuses = {"main": main}
-    if init is not None:
-        spec["initContainers"] = [{"name": "init"}]
-        statuses["init"] = init
-    assert pod_phase(spec, statuses) == phase
-
-
-def _running(argv: list[str]) -> subprocess.Popen:
-    """A process with ``argv`` on its command line, once the kernel shows it there (Popen may
-    return while exec is still setting it up)."""
-    command = [sys.executable, "-c", "import time; time.sleep(60)", *argv]
-    process = subprocess.Popen(command)
-    expected = "\0".join(command).encode() + b"\0"
-    for _ in range(10_000):
-        if Path(f"/proc/{process.pid}/cmdline").read_bytes() == expected:
-            return process
-    process.kill()
-    raise AssertionError(f"{command} never showed in /proc")
-
-
-def test_processes_of_a_test_ground_leave_out_other_grounds_mirrors(tmp_path):
-    state = tmp_path / "run-x"
-    argvs = {
-        "mirror": ["--ro-bind", str(state), str(state)],  # another ground's view of the host
-        "volume": ["--bind", f"{state}/volumes/v", "/data"],
-        "hidden": ["--tmpfs", str(state)],
-        "other": ["--tmpfs", f"{state}-other", f"--x={state}-other/y"],
-        "option": [f"--state={state}"],
-    }
-    processes = {name: _running(argv) for name, argv in argvs.items()}
-    try:
-        found = {pid for pid, _ in processes_of(state)}
-        assert found == {processes[name].pid for name in ("volume", "hidden", "option")}
-    finally:
-        for process in processes.values():
-            process.kill()
-            process.wait()

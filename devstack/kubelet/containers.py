@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..processes import die_with_parent
 from .events import now
+from .identity import Identity
 
 
 class StartError(Exception):
@@ -31,7 +32,7 @@ class ContainerProcess:
     name: str
     process: asyncio.subprocess.Process
     child_pid: int
-    run_as: tuple[int, int] | None
+    identity: Identity
     env: dict[str, str]
     log_path: Path
     command_pid: int | None = None
@@ -101,11 +102,11 @@ class ContainerProcess:
             await asyncio.sleep(0.02)
 
     async def exec(self, command: Sequence[str], timeout: float) -> tuple[int, str]:
-        """Run ``command`` inside the container (its mounts, pid namespace, user and env)."""
-        enter = ["nsenter", "-t", str(self.main_pid() or self.child_pid), "-m", "-p", "-u", "-i"]
-        if self.run_as is not None:
-            enter += ["-U", "-S", str(self.run_as[0]), "-G", str(self.run_as[1])]
-        enter += ["-r", "-w", "--", "setpriv", "--bounding-set=-all", "--", *command]
+        """Run ``command`` inside the container: its mounts, pid namespace, env, uid, groups and
+        capabilities (no_new_privs, as bwrap sets it)."""
+        target = str(self.main_pid() or self.child_pid)
+        enter = ["nsenter", "-t", target, "-m", "-p", "-u", "-i", "-r", "-w", "--"]
+        enter += [*self.identity.setpriv(no_new_privs=True), *command]
         process = await asyncio.create_subprocess_exec(
             *enter,
             env=self.env,
@@ -149,7 +150,7 @@ async def launch(
     argv_with_info_fd: Sequence[str],
     info_fd_placeholder: str,
     env: Mapping[str, str],
-    run_as: tuple[int, int] | None,
+    identity: Identity,
     log_path: Path,
 ) -> ContainerProcess:
     """Start bwrap; ``info_fd_placeholder`` in the argv is replaced by the info pipe's fd number."""
@@ -180,7 +181,7 @@ async def launch(
             name=name,
             process=process,
             child_pid=info["child-pid"],
-            run_as=run_as,
+            identity=identity,
             env=dict(env),
             log_path=log_path,
             pid_namespace=_pid_namespace(info["child-pid"]),

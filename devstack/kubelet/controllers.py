@@ -11,10 +11,9 @@ from typing import Any
 from kubernetes.utils.quantity import parse_quantity
 
 from ..kubeapi import MERGE_PATCH, ApiError, KubeAPI
-from .volumes import PROVISIONED_ROOT, VolumeLayout
+from .volumes import PROVISIONED_ROOT, PROVISIONER, VolumeLayout
 
 log = logging.getLogger("devstack.kubelet.controllers")
-PROVISIONER = "devstack.local/hostpath"
 
 
 def _storage(obj: dict[str, Any], where: str) -> Decimal:

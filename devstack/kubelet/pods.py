@@ -12,49 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from ..kubeapi import UNREACHABLE, ApiError, KubeAPI, api_unavailable
-from ..paths import cache_dir
 from .config import KubeletConfig
 from .containers import ContainerProcess, StartError, launch
 from .environment import ContainerConfigError, command_line, container_env
 from .events import EventRecorder, now
+from .identity import container_identity, run_as_non_root_error
+from .launching import INFO_FD, Sandbox
 from .logs import container_id, log_path, prune
 from .podnet import PodIPPool
 from .restarts import BackOff, go_duration, restart_policy, should_restart
-from .sandbox import Mount, bwrap_argv
 from .status import TERMINAL, pod_phase, pod_status, waiting_status
-from .volumes import MountError, VolumeLayout, container_mounts, volume_dirs
+from .volumes import MountError, VolumeLayout, volume_dirs
 
 log = logging.getLogger("devstack.kubelet.pods")
 RETRY_SECONDS = 2.0
 HOOK_TIMEOUT = 120.0
-INFO_FD = "{info-fd}"
 
 
 class PodFailed(Exception):
     """The pod ends in phase Failed (an init container or hook failed)."""
-
-
-def _run_as(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int, int] | None:
-    pod_context = pod["spec"].get("securityContext") or {}
-    context = container.get("securityContext") or {}
-    uid = context.get("runAsUser", pod_context.get("runAsUser"))
-    gid = context.get("runAsGroup", pod_context.get("runAsGroup"))
-    if not uid:
-        return None if not gid else (0, gid)
-    return uid, gid if gid is not None else 0
-
-
-def hidden_state(state_dir: Path, mounts: list[Mount]) -> list[Mount]:
-    """Empty tmpfs over the machine's devstack cache (every test ground's state, built binaries)
-    and over the test ground's own state (tokens, every pod's volumes), which the read-only host
-    mirror would otherwise show to every container; a real node shows none of it. The state's own
-    tmpfs also names it on every sandbox's command line (the test ground's leftover check)."""
-    hidden = dict.fromkeys((cache_dir().resolve(), Path(state_dir)))
-    return [
-        Mount(target=str(path), source=None)
-        for path in hidden
-        if not any(path.is_relative_to(m.target) for m in mounts)  # a volume covers it already
-    ]
 
 
 async def _all(coroutines: Iterable[Awaitable[Any]]) -> None:
@@ -108,6 +84,9 @@ class PodWorker:
         self._termination: asyncio.Future[None] | None = None
         self._cleaned = False
         self.backoff = BackOff(config.backoff_initial_seconds, config.backoff_max_seconds)
+        self.sandbox = Sandbox(
+            config, layout.state_dir, layout.pod_dir(self.uid), self.name[:63], bwrap, podnet_so
+        )
         for container in pod["spec"].get("initContainers") or ():
             self.statuses[container["name"]] = waiting_status(container, "PodInitializing")
         for container in pod["spec"]["containers"]:
@@ -281,6 +260,7 @@ class PodWorker:
         self, container: dict[str, Any], dirs: dict[str, tuple[Path, bool]], init: bool
     ) -> ContainerProcess:
         name = container["name"]
+        identity = container_identity(self.pod, container)
 
         async def prepare() -> tuple[list[str], dict[str, str]]:
             await self._pull(container, init)
@@ -293,6 +273,9 @@ class PodWorker:
                     self.pod_ip,
                     {"PATH": self.config.container_path, **self.config.image_env},
                 )
+                refusal = run_as_non_root_error(self.pod, container, identity)
+                if refusal:
+                    raise ContainerConfigError(refusal)
                 return command_line(container, env), env
             except ContainerConfigError as error:
                 self.statuses[name]["state"] = {
@@ -302,31 +285,17 @@ class PodWorker:
                 raise
 
         argv, env = await self._retry("Failed", prepare)
-        run_as = _run_as(self.pod, container)
         try:
-            mounts = container_mounts(container, dirs, self.config.image_dirs)
+            sandbox = self.sandbox.argv(container, dirs, identity, argv)
         except MountError as error:
             raise PodFailed(str(error)) from error
-        mounts += hidden_state(self.layout.state_dir, mounts)
-        sandbox = bwrap_argv(
-            command=argv,
-            mounts=mounts,
-            hostname=self.name[:63],
-            workdir=container.get("workingDir") or self.config.image_workdir,
-            run_as=run_as,
-            podnet_so=self.podnet_so,
-            info_fd=-1,
-            runtime_paths=self.config.runtime_paths,
-        )
-        sandbox = [self.bwrap if arg == "bwrap" else arg for arg in sandbox]
-        sandbox[sandbox.index("--info-fd") + 1] = INFO_FD
         env["DEVSTACK_POD_IP"] = self.pod_ip or ""
         instance = self.statuses[name]["restartCount"]
         pod_dir = self.layout.pod_dir(self.uid)
         prune(pod_dir, name, instance)
         try:
             process = await launch(
-                name, sandbox, INFO_FD, env, run_as, log_path(pod_dir, name, instance)
+                name, sandbox, INFO_FD, env, identity, log_path(pod_dir, name, instance)
             )
         except StartError as error:
             await self.event("Warning", "Failed", f"Error: {error}", name, init)

@@ -2,6 +2,11 @@
 
 Nothing is ever mounted from the host's real paths: hostPath, nfs and csi sources, and dynamically
 provisioned claims, are all mapped into ``<state>/volumes/...``.
+
+Ownership is kubelet's: a directory the test ground makes for a hostPath, nfs or csi volume is
+root's, mode 0755, as a host directory or an NFS export would be, and the pod's ``fsGroup`` never
+changes it; an emptyDir is 0777; emptyDir, configMap, secret, ``local`` volumes and the claims
+of the test ground's own provisioner get the ``fsGroup`` (kubelet's SetVolumeOwnership).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import base64
 import hashlib
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,6 +24,8 @@ from ..kubeapi import KubeAPI
 from .sandbox import Mount
 
 PROVISIONED_ROOT = "/var/lib/devstack/volumes"
+PROVISIONER = "devstack.local/hostpath"
+RW_MASK, RO_MASK, DIR_MASK = 0o660, 0o440, stat.S_ISGID | 0o110
 
 
 class MountError(Exception):
@@ -62,9 +70,44 @@ def _safe(name: str) -> str:
     return cleaned or hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
-def _ensure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+def _ensure_dir(path: Path, mode: int = 0o755) -> Path:
+    """The directory, made root's with ``mode`` if it was not there (mode alone, not umask's)."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(mode)
     return path
+
+
+def _needs_ownership(root: Path, fs_group: int, read_only: bool) -> bool:
+    """Whether the volume's root lacks the group, its permissions or setgid (OnRootMismatch)."""
+    info = root.stat()
+    if info.st_gid != fs_group or not stat.S_ISDIR(info.st_mode):
+        return True
+    wanted = (RO_MASK if read_only else RW_MASK) | 0o110
+    return stat.S_IMODE(info.st_mode) & wanted != wanted or not info.st_mode & stat.S_ISGID
+
+
+def set_volume_ownership(
+    root: Path, fs_group: int | None, read_only: bool, policy: str | None = None
+) -> None:
+    """kubelet's SetVolumeOwnership: everything in the volume gets group ``fs_group`` and g+rw
+    (g+r for a read-only volume), directories g+x and setgid (new files inherit the group). With
+    ``fsGroupChangePolicy: OnRootMismatch`` nothing changes if the root is already so."""
+    if fs_group is None:
+        return
+    if policy == "OnRootMismatch" and not _needs_ownership(root, fs_group, read_only):
+        return
+    mask = RO_MASK if read_only else RW_MASK
+    paths = [root]
+    for directory, subdirs, files in os.walk(root):
+        paths += [Path(directory, name) for name in [*subdirs, *files]]
+    for path in paths:
+        os.lchown(path, -1, fs_group)
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            continue  # chmod would change the file it points to
+        extra = mask | (DIR_MASK if stat.S_ISDIR(info.st_mode) else 0)
+        path.chmod(stat.S_IMODE(info.st_mode) | extra)
 
 
 def _write_items(
@@ -88,9 +131,7 @@ def _write_items(
         os.chmod(file, mode if mode is not None else default_mode)
 
 
-async def _persistent_volume_source(
-    api: KubeAPI, namespace: str, claim_name: str
-) -> dict[str, Any]:
+async def _persistent_volume(api: KubeAPI, namespace: str, claim_name: str) -> dict[str, Any]:
     claim = await api.get_or_none(
         f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim_name}"
     )
@@ -102,7 +143,15 @@ async def _persistent_volume_source(
     volume = await api.get_or_none(f"/api/v1/persistentvolumes/{volume_name}")
     if volume is None:
         raise MountError(f'persistentvolume "{volume_name}" not found')
-    return volume["spec"]
+    return volume
+
+
+def _manages_ownership(volume: dict[str, Any]) -> bool:
+    """Volumes whose plugin applies fsGroup: ``local`` ones and the provisioner's (as a dynamic
+    provisioner's block storage would); a hostPath or nfs volume is left as it is."""
+    annotations = volume["metadata"].get("annotations") or {}
+    spec = volume["spec"]
+    return "local" in spec or annotations.get("pv.kubernetes.io/provisioned-by") == PROVISIONER
 
 
 def _source_dir(layout: VolumeLayout, source: dict[str, Any], name: str) -> tuple[Path, bool]:
@@ -117,10 +166,10 @@ def _source_dir(layout: VolumeLayout, source: dict[str, Any], name: str) -> tupl
         ):
             raise MountError(f"hostPath type check failed: {spec['path']} is not a {kind.lower()}")
         if kind == "FileOrCreate":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(exist_ok=True)
+            _ensure_dir(path.parent)
+            path.touch(mode=0o644, exist_ok=True)
         elif not path.exists():
-            path.mkdir(parents=True)
+            _ensure_dir(path)
         return path, False
     if "local" in source:
         return _ensure_dir(layout.host_path(source["local"]["path"])), False
@@ -138,22 +187,32 @@ def _source_dir(layout: VolumeLayout, source: dict[str, Any], name: str) -> tupl
 async def volume_dirs(
     api: KubeAPI, layout: VolumeLayout, pod: dict[str, Any]
 ) -> dict[str, tuple[Path, bool]]:
-    """Every volume of ``pod`` as (host directory, read-only) — secrets and config maps written out."""
+    """Every volume of ``pod`` as (host directory, read-only) — secrets and config maps written out,
+    the pod's ``fsGroup`` given to the volumes that take it."""
     meta = pod["metadata"]
     namespace, uid = meta["namespace"], meta["uid"]
+    context = pod["spec"].get("securityContext") or {}
+    fs_group, policy = context.get("fsGroup"), context.get("fsGroupChangePolicy")
     resolved: dict[str, tuple[Path, bool]] = {}
     for volume in pod["spec"].get("volumes") or ():
         name = volume["name"]
         if "emptyDir" in volume:
             memory = (volume["emptyDir"] or {}).get("medium") == "Memory"
-            resolved[name] = (_ensure_dir(layout.empty_dir(uid, name, memory)), False)
+            path = _ensure_dir(layout.empty_dir(uid, name, memory), 0o777)
+            set_volume_ownership(path, fs_group, False, policy)
+            resolved[name] = (path, False)
         elif "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]
-            source = await _persistent_volume_source(api, namespace, claim["claimName"])
-            path, read_only = _source_dir(layout, source, name)
-            resolved[name] = (path, read_only or bool(claim.get("readOnly")))
+            persistent = await _persistent_volume(api, namespace, claim["claimName"])
+            path, read_only = _source_dir(layout, persistent["spec"], name)
+            read_only = read_only or bool(claim.get("readOnly"))
+            if _manages_ownership(persistent):
+                set_volume_ownership(path, fs_group, read_only, policy)
+            resolved[name] = (path, read_only)
         elif "secret" in volume or "configMap" in volume:
-            resolved[name] = (await _materialize(api, layout, pod, volume), True)
+            path = await _materialize(api, layout, pod, volume)
+            set_volume_ownership(path, fs_group, True, policy)
+            resolved[name] = (path, True)
         elif "csi" in volume:
             spec = volume["csi"]
             path = layout.csi(spec["driver"], f"{uid}-{name}")
@@ -202,9 +261,10 @@ def container_mounts(
             parts = PurePosixPath(sub_path).parts
             if sub_path.startswith("/") or ".." in parts:
                 raise MountError(f"subPath {sub_path!r} must be a relative path without '..'")
-            source = source / sub_path
-            if not source.exists():
+            root, source = source, source / sub_path
+            if not source.exists():  # kubelet makes it with the volume root's mode
                 source.mkdir(parents=True)
+                source.chmod(stat.S_IMODE(root.stat().st_mode))
         mounts.append(
             Mount(
                 target=volume_mount["mountPath"],
