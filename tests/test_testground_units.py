@@ -290,6 +290,30 @@ def test_runtime_paths_under_a_closed_directory_stay_reachable_for_other_users(t
     ) in as_root
 
 
+def test_missing_mount_points_are_made_0755_not_bwraps_0700(tmp_path: Path):
+    tmp_path.chmod(0o755)  # as / is
+    (tmp_path / "usr").mkdir()
+    argv = bwrap_argv(
+        command=["true"],
+        mounts=[Mount("/datasets/a", Path("/s/a"), read_only=True)],
+        hostname="h",
+        workdir=None,
+        identity=Identity(uid=1000),
+        podnet_so=Path("/cache/podnet.so"),
+        host_root=tmp_path,
+        runtime_paths=[Path("/tmp/checkout/.venv")],
+    )
+    for directory, mounted in [
+        ("/datasets", "/datasets/a"),
+        ("/tmp/checkout", "/tmp/checkout/.venv"),
+        ("/.devstack", "/.devstack/podnet.so"),
+    ]:
+        made = argv.index(directory)
+        assert argv[made - 3 : made] == ["--perms", "0755", "--dir"]
+        assert made < argv.index(mounted)
+    assert argv.count("/usr") == 1  # the host's /usr exists: only mirrored
+
+
 @pytest.mark.parametrize(
     ("pod_context", "context", "expected"),
     [
