@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
 
 from devstack.kubeapi import ApiError, KubeAPI
 from devstack.manifests import apply_file, install_crds
@@ -38,9 +39,11 @@ async def cache(crds, namespace):
 
 async def test_crds_are_established_and_the_demo_resources_validate(kube, crds, namespace):
     created = await apply_file(kube, RESOURCES, namespace)
-    assert len(created) == 15
+    assert len(created) == len([d for d in yaml.safe_load_all(RESOURCES.read_text()) if d])
     listing = await kube.get(f"{API}/{namespace}/instancetypes")
     assert sorted(i["metadata"]["name"] for i in listing["items"]) == ["cpu-1", "cpu-2", "gpu-1"]
+    gpu = next(i for i in listing["items"] if i["metadata"]["name"] == "gpu-1")
+    assert gpu["spec"]["idleTimeout"] == "30m"  # the CRD keeps the idle timeout
 
 
 @pytest.mark.parametrize(
@@ -54,6 +57,11 @@ async def test_crds_are_established_and_the_demo_resources_validate(kube, crds, 
             {"limits": {"cpu": 1, "memory": "1G"}, "tolerations": [{"operator": "Maybe"}]},
             'spec.tolerations.operator: Unsupported value: "Maybe"',
         ),
+        (
+            "instancetypes",
+            {"limits": {"cpu": 1, "memory": "1G"}, "idleTimeout": "soon"},
+            "spec.idleTimeout",
+        ),
         ("images", {"type": "tpu", "url": "x"}, "spec.type"),
         ("datasets", {"type": "s3"}, "spec.type"),
         ("datasets", {"type": "nfs", "nfs": {"server": "n", "path": "relative"}}, "spec.nfs.path"),
@@ -63,6 +71,7 @@ async def test_crds_are_established_and_the_demo_resources_validate(kube, crds, 
         "it-negative-cpu",
         "it-bad-memory",
         "it-bad-toleration",
+        "it-bad-idle-timeout",
         "image-type",
         "dataset-type",
         "dataset-nfs-path",
