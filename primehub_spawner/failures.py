@@ -37,7 +37,9 @@ def _end_of(status: dict[str, Any], init: bool) -> ContainerEnd | None:
     state = status.get("state") or {}
     restarts = int(status.get("restartCount") or 0)
     terminated, previous = state.get("terminated"), False
-    if not terminated or (init and terminated.get("exitCode") == 0):
+    if init and terminated and terminated.get("exitCode") == 0:
+        return None  # an init container that did its work, whatever it did before
+    if not terminated:
         # restarted after it ended: the start has failed at least once
         last = (status.get("lastState") or {}).get("terminated")
         if not (last and restarts > 0):

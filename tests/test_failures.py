@@ -38,6 +38,16 @@ TERMINATED = {"terminated": {"exitCode": 3, "reason": "Error"}}
         ),
         (pod(init={"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}), None),
         (
+            pod(
+                init={
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+                    "lastState": TERMINATED,
+                    "restartCount": 1,
+                }
+            ),
+            None,  # it failed once, then did its work
+        ),
+        (
             pod(init={"state": TERMINATED}),
             ContainerEnd("primehub-prepare", 3, "Error", 0, previous=False, init=True),
         ),
