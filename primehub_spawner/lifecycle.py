@@ -21,13 +21,6 @@ from .outages import OutageTolerantSpawner
 STOP_REASON_KEY = "primehub_stop_reason"
 
 
-def _notebook_state(pod: dict[str, Any] | None) -> dict[str, Any]:
-    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or ():
-        if status.get("name") == "notebook":
-            return status.get("state") or {}
-    return {}
-
-
 class _ContainerEnded(Exception):
     def __init__(self, end: failures.ContainerEnd) -> None:
         super().__init__(end.container)
@@ -43,7 +36,8 @@ class ServerLifecycle(OutageTolerantSpawner):
         help="""Seconds a server may be idle before the hub's idle culler stops it, unless its
         instance type (``spec.idleTimeout``) or its launch group (attribute ``idle-timeout``) sets
         its own; 0: only those. The culler runs when ``culling.enable_idle_culler`` is in the
-        hub's configuration (the shipped ``jupyterhub_config.py`` does it when this is above 0).
+        hub's configuration (the shipped ``jupyterhub_config.py`` does it unless
+        ``$PRIMEHUB_IDLE_CULLER`` is false).
         From ``$PRIMEHUB_IDLE_TIMEOUT`` (seconds, or ``30m``, ``2h``); default 1 hour.""",
     )
 
@@ -124,7 +118,8 @@ class ServerLifecycle(OutageTolerantSpawner):
         reflector = self.pod_reflector
         pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
         end = failures.ended_container(pod)
-        exited = self._exited = end is not None and "terminated" in _notebook_state(pod)
+        # the notebook container itself has terminated (not restarted, not an init container)
+        exited = self._exited = end is not None and not end.init and not end.previous
         try:
             status = await super().poll()  # deletes an ended pod, through stop()
         finally:

@@ -388,7 +388,7 @@ class PrimeHubSpawner(ServerLifecycle):
             "environment": environment,
             "volumes": volume_list,
             "volume_mounts": mounts,
-            "init_containers": [*base["init_containers"], _literal_deep(prepare)],
+            "init_containers": [*base["init_containers"], _literal(prepare)],
             "allow_privilege_escalation": True if sudo else base["allow_privilege_escalation"],
             "cmd": startup.start_command(base["cmd"], profiles=self.startup_profiles),
         }
@@ -533,20 +533,16 @@ _NO_CONTEXT = (
 )
 
 
-def _literal(values: dict[str, str]) -> dict[str, str]:
-    """KubeSpawner expands ``{username}``-style fields in env values and annotations; ours are literal
-    (a user's ``{x}`` must not become a KeyError)."""
-    return {key: value.replace("{", "{{").replace("}", "}}") for key, value in values.items()}
-
-
-def _literal_deep(value: Any) -> Any:
-    """``_literal`` for every string of a pod part KubeSpawner expands (e.g. init containers)."""
+def _literal(value: Any) -> Any:
+    """KubeSpawner expands ``{username}``-style fields in env values, annotations and init
+    containers; ours are literal (a user's ``{x}`` must not become a KeyError). Every string of
+    ``value`` (a string, or lists and dicts of them) is escaped."""
     if isinstance(value, str):
         return value.replace("{", "{{").replace("}", "}}")
     if isinstance(value, list):
-        return [_literal_deep(item) for item in value]
+        return [_literal(item) for item in value]
     if isinstance(value, dict):
-        return {key: _literal_deep(item) for key, item in value.items()}
+        return {key: _literal(item) for key, item in value.items()}
     return value
 
 
