@@ -69,3 +69,13 @@ if env("PRIMEHUB_IDLE_CULLER", "true").lower() == "true":
         timeout=culling.env_duration("PRIMEHUB_IDLE_TIMEOUT", 3600),
         cull_every=culling.env_duration("PRIMEHUB_CULL_EVERY", 60),
     )
+
+# -- working as a group ------------------------------------------------------------------------------
+# Users may share a running server with the group it was launched in (home page, or
+# POST /hub/api/primehub/shares/<user>/<server>); PRIMEHUB_GROUP_SHARING=false turns it off.
+# Members removed in Keycloak lose access at their next refresh: keep JupyterHub's auth_refresh_age
+# (300 s) or lower it.
+if env("PRIMEHUB_GROUP_SHARING", "true").lower() == "true":
+    from primehub_spawner import sharing
+
+    sharing.enable_group_sharing(c)

@@ -287,12 +287,20 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         return True
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        from .groups_api import GroupServersAPIHandler, UserGroupsAPIHandler
         from .handlers import GroupOptionsHandler, LaunchHandler
+        from .notebooks_admin import NotebooksAdminHandler
+        from .sharing import GroupShareAPIHandler
 
         return [
             *super().get_handlers(app),
             (r"/primehub/launch", LaunchHandler),
             (r"/primehub/options/([^/]+)/?([^/]*)", GroupOptionsHandler),
+            (r"/primehub/notebooks", NotebooksAdminHandler),
+            (r"/api/primehub/groups", UserGroupsAPIHandler),
+            (r"/api/primehub/users/([^/]+)/groups", UserGroupsAPIHandler),
+            (r"/api/primehub/groups/(.+)/servers", GroupServersAPIHandler),
+            (r"/api/primehub/shares/([^/]+)/([^/]*)", GroupShareAPIHandler),
         ]
 
     def end_session_url(self, id_token: str | None, post_logout_redirect: str) -> str:

@@ -23,17 +23,19 @@ _ENVIRONMENT = jinja2.Environment(
 )
 
 
-def _memory(value: Decimal | int) -> str:
+def memory_text(value: Decimal | int) -> str:
     gigabytes = Decimal(value) / Decimal(10**9)
     return f"{gigabytes:.3g} GB"
 
 
-def _limit(value: Any) -> str:
+def limit_text(value: Any) -> str:
     return "∞" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 _ENVIRONMENT.globals.update(
-    memory=_memory, limit=_limit, memory_limit=lambda v: "∞" if v is None else _memory(v)
+    memory=memory_text,
+    limit=limit_text,
+    memory_limit=lambda v: "∞" if v is None else memory_text(v),
 )
 _ENVIRONMENT.filters["format_number"] = lambda v: f"{Decimal(v):g}"
 
@@ -135,13 +137,16 @@ def render(
     last_group: str | None = None,
     for_user: str | None = None,
     group_url: str = "",
+    groups_url: str = "",
+    refresh_seconds: int = 0,
 ) -> str:
     """The form's HTML; ``usage_of(group)`` reports what the user and the group use now (by the
     group's quota label, ``GroupContext.key``).
 
     Only the selected group's part is rendered: the others are fetched from ``group_url`` (see
     ``render_group``) when the user switches, so the page stays small however many groups and
-    resources there are."""
+    resources there are. With ``refresh_seconds``, the open form updates its quota table (and
+    which instance types fit) that often from ``groups_url`` (``groups_api``)."""
     groups = list(context.groups)
     names = [g.name for g in groups]
     notices: list[str] = []
@@ -167,6 +172,8 @@ def render(
         autolaunch=presets.autolaunch and bool(groups),
         for_user=for_user,
         group_url=group_url,
+        groups_url=groups_url,
+        refresh_seconds=refresh_seconds,
         **values,
     )
 

@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 
 from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, Integer, Unicode, default
 
-from . import claims, compose, culling, form, startup, volumes
+from . import claims, compose, culling, form, groups_api, servers, sharing, startup, volumes
 from .authenticator import LaunchWithoutRequiredRole, PrimeHubAuthenticator, launch_context
 from .context import GroupContext, LaunchContext, env_presets_value
 from .environment import env_bool, env_str
@@ -21,6 +21,7 @@ from .options import OptionError, decide, parse_user_options
 from .outages import outage_is_503
 from .quota import GroupUsage, Ledger, Usage, exceeded, gpu_resource_names, usage
 from .reflector import CatalogCache
+from .servers import LaunchRecord
 from .user_profile import ENV_PRESETS
 
 
@@ -102,6 +103,18 @@ class PrimeHubSpawner(ServerLifecycle):
     def _startup_profiles_default(self) -> bool:
         return env_bool("PRIMEHUB_STARTUP_PROFILES", True)
 
+    quota_refresh_interval = Integer(
+        config=True,
+        help="""Seconds between two updates of an open Server Options form's quota table (and of
+        which instance types fit), read from the hub's memory (``/hub/api/primehub/users/<user>/
+        groups``), never from Keycloak; only while the page is visible. 0: no updates. From
+        ``$PRIMEHUB_QUOTA_REFRESH_INTERVAL``; default 10.""",
+    )
+
+    @default("quota_refresh_interval")
+    def _quota_refresh_interval_default(self) -> int:
+        return culling.env_duration("PRIMEHUB_QUOTA_REFRESH_INTERVAL", 10)
+
     @default("uid")
     def _uid_default(self) -> int:
         return 1000  # PrimeHub's NB_UID; KubeSpawner's trait, as z2jh sets it
@@ -117,6 +130,7 @@ class PrimeHubSpawner(ServerLifecycle):
     ledger: ClassVar[Ledger] = Ledger()
     _background: ClassVar[set[asyncio.Future[None]]] = set()
     launch_group: str | None = None
+    launch_record: LaunchRecord | None = None
     _starting: bool = False
     launch_presets: ClassVar[form.LaunchPresets] = form.LaunchPresets()
 
@@ -201,14 +215,18 @@ class PrimeHubSpawner(ServerLifecycle):
         context = await self._launch_context()
         if context is None:
             return None
-        with outage_is_503("showing the server options"):
+        return context, *await self._catalog_and_usage("showing the server options")
+
+    async def _catalog_and_usage(self, doing: str) -> tuple[Any, Any]:
+        """The catalog, and ``usage_of(group)`` from the pods the hub sees now."""
+        with outage_is_503(doing):
             catalog = (await CatalogCache.shared(self.namespace)).snapshot()
             await self._start_watching_pods()
         gpu_names = gpu_resource_names(catalog.instance_types.values())
         usage_of = functools.partial(
             self._usage_of, pods=self._namespace_pods(), gpu_names=gpu_names
         )
-        return context, catalog, usage_of
+        return catalog, usage_of
 
     async def render_options_form(self) -> str:
         inputs = await self._form_inputs()
@@ -225,7 +243,20 @@ class PrimeHubSpawner(ServerLifecycle):
             group_url=url_path_join(
                 self.hub.base_url, "primehub/options", self.user.escaped_name, self.name
             ),
+            groups_url=url_path_join(
+                self.hub.base_url, "api/primehub/users", self.user.escaped_name, "groups"
+            ),
+            refresh_seconds=self.quota_refresh_interval,
         )
+
+    async def groups_report(self) -> list[dict[str, Any]] | None:
+        """The user's groups with quotas, usage and offers (``groups_api``), from the launch
+        context stored at her last login or refresh — never a call to Keycloak; None without one."""
+        context = launch_context(await self.user.get_auth_state())
+        if context is None:
+            return None
+        catalog, usage_of = await self._catalog_and_usage("reading the groups' usage")
+        return groups_api.groups_report(context, catalog, usage_of)
 
     async def render_group_options(self, group: str) -> str | None:
         """The form's part for ``group`` (fetched when the user switches groups); None if the
@@ -292,7 +323,9 @@ class PrimeHubSpawner(ServerLifecycle):
         for warning in self._launch_warnings:
             self.log.warning("%s: %s", self._log_name, warning)
         self.user_options = choice.user_options()
+        sharing.end_group_share(self)  # a share left by a stop the hub did not see end
         self.launch_group = choice.group
+        self.launch_record = LaunchRecord.of(choice)
         self.launch_presets.discard(self.user.name, self.name)
         self.orm_spawner.user_options = self.user_options
         if saves_presets:
@@ -367,6 +400,7 @@ class PrimeHubSpawner(ServerLifecycle):
         environment = {
             **settings["environment"],
             **culling.kernel_culling_env(self.kernel_idle_timeout),
+            "PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE": str(max(0, self.hub_auth_cache_max_age)),
             "JUPYTERHUB_ACTIVITY_INTERVAL": str(
                 culling.activity_interval(self.server_idle_timeout)
             ),
@@ -508,16 +542,22 @@ class PrimeHubSpawner(ServerLifecycle):
         if not self._starting:
             self.ledger.release(self._ledger_key)
         await super().stop(now=now)
+        sharing.end_group_share(self)
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         if self.launch_group:
             state["primehub_launch_group"] = self.launch_group
+        if self.launch_record:
+            state[servers.STATE_KEY] = self.launch_record.to_dict()
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.launch_group = state.get("primehub_launch_group") or self.launch_group
+        self.launch_record = LaunchRecord.from_dict(state.get(servers.STATE_KEY)) or (
+            self.launch_record
+        )
 
 
 class LinkDoesNotLaunch(Exception):

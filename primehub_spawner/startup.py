@@ -29,10 +29,17 @@ SUDOERS_DIR = "/etc/sudoers.d"
 SUDOERS_FILE = "primehub-notebook-user"
 PROFILE_ERRORS = "primehub-profile-errors.log"
 
-KERNEL_CULLING = r"""
+SERVER_CONFIG = r"""
+config=""
 if [ -n "${PRIMEHUB_KERNEL_IDLE_TIMEOUT:-}" ]; then
+  config="\"MappingKernelManager\": {\"cull_idle_timeout\": $PRIMEHUB_KERNEL_IDLE_TIMEOUT, \"cull_interval\": ${PRIMEHUB_KERNEL_CULL_INTERVAL:-60}, \"cull_connected\": true}"
+fi
+if [ -n "${PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE:-}" ]; then
+  config="${config:+$config, }\"HubOAuth\": {\"cache_max_age\": $PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE}"
+fi
+if [ -n "$config" ]; then
   config_dir="${TMPDIR:-/tmp}/primehub-jupyter-config"
-  mkdir -p "$config_dir" && printf '%s\n' "{\"MappingKernelManager\": {\"cull_idle_timeout\": $PRIMEHUB_KERNEL_IDLE_TIMEOUT, \"cull_interval\": ${PRIMEHUB_KERNEL_CULL_INTERVAL:-60}, \"cull_connected\": true}}" >"$config_dir/jupyter_server_config.json"
+  mkdir -p "$config_dir" && printf '{%s}\n' "$config" >"$config_dir/jupyter_server_config.json"
   cp "$config_dir/jupyter_server_config.json" "$config_dir/jupyter_notebook_config.json"
   export JUPYTER_CONFIG_PATH="$config_dir${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
 fi
@@ -64,12 +71,12 @@ fi
 
 
 def start_command(command: list[str], profiles: bool = True) -> list[str]:
-    """``command`` (the server's) run by the start-up script: kernel culling's configuration,
-    then, with ``profiles``, the group's start-up profiles. Unchanged when empty (the image's own
+    """``command`` (the server's) run by the start-up script: the server's configuration (kernel
+    culling, how long it trusts the hub's answer on who may use it), then, with ``profiles``, the group's start-up profiles. Unchanged when empty (the image's own
     entrypoint, which the script cannot know)."""
     if not command:
         return []
-    script = KERNEL_CULLING + (PROFILES if profiles else "") + 'exec "$@"\n'
+    script = SERVER_CONFIG + (PROFILES if profiles else "") + 'exec "$@"\n'
     return ["/bin/sh", "-c", script.strip(), "primehub-start", *command]
 
 

@@ -90,7 +90,7 @@ def test_the_idle_culler_runs_by_default_with_each_servers_timeout(
     config_file = next(arg.split("=", 1)[1] for arg in command if arg.startswith("--config="))
     assert Path(config_file).is_file()  # the arbiter reading each server's own timeout
     roles = getattr(config.JupyterHub.load_roles, "_extend", config.JupyterHub.load_roles)
-    (role,) = [r for r in roles if r["services"] == ["idle-culler"]]
+    (role,) = [r for r in roles if r.get("services") == ["idle-culler"]]
     assert {"delete:servers", "admin:server_state"} <= set(role["scopes"])
 
 
@@ -100,7 +100,25 @@ def test_a_bad_idle_timeout_stops_the_hub_naming_the_variable(monkeypatch):
 
 
 def test_every_variable_the_config_reads_is_covered_above():
-    covered = {
-        name for case in test_environment_overrides.pytestmark[0].args[1] for name in case[0]
-    }
+    cases = [
+        *test_environment_overrides.pytestmark[0].args[1],
+        *test_group_sharing_follows_the_environment.pytestmark[0].args[1],
+    ]
+    covered = {name for case in cases for name in case[0]}
     assert set(READ) == covered, "add a case for each environment variable"
+
+
+@pytest.mark.parametrize(
+    ("environ", "shared"), [({}, True), ({"PRIMEHUB_GROUP_SHARING": "false"}, False)]
+)
+def test_group_sharing_follows_the_environment(monkeypatch, environ, shared):
+    from primehub_spawner.sharing import GROUP_SHARE_SCOPE
+
+    config = load(monkeypatch, **environ)
+    roles = config.JupyterHub.load_roles if "load_roles" in config.JupyterHub else []
+    roles = getattr(roles, "_extend", roles)  # only appended to when sharing is off
+    user_role = next((role for role in roles if role["name"] == "user"), {"scopes": ["self"]})
+    assert (f"{GROUP_SHARE_SCOPE}!user" in user_role["scopes"]) is shared
+    assert "self" in user_role["scopes"]
+    scopes = config.JupyterHub.custom_scopes if "custom_scopes" in config.JupyterHub else {}
+    assert (GROUP_SHARE_SCOPE in scopes) is shared

@@ -105,6 +105,34 @@ def test_kernel_culling_is_configured_for_jupyter_server(tmp_path):
     }
 
 
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE": "0"}, {"HubOAuth": {"cache_max_age": 0}}),
+        (
+            {"PRIMEHUB_KERNEL_IDLE_TIMEOUT": "60", "PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE": "30"},
+            {
+                "MappingKernelManager": {
+                    "cull_idle_timeout": 60,
+                    "cull_interval": 60,
+                    "cull_connected": True,
+                },
+                "HubOAuth": {"cache_max_age": 30},
+            },
+        ),
+    ],
+)
+def test_the_servers_hub_auth_cache_is_configured(tmp_path, variables, expected):
+    _, env, _, _ = run(tmp_path, **variables)
+    directory = env["JUPYTER_CONFIG_PATH"].split(":")[0]
+    assert json.loads((tmp_path / directory / "jupyter_server_config.json").read_text()) == expected
+
+
+def test_without_settings_no_server_configuration_is_written(tmp_path):
+    _, env, _, _ = run(tmp_path)
+    assert "primehub-jupyter-config" not in env.get("JUPYTER_CONFIG_PATH", "")
+
+
 def test_no_command_means_the_images_own():
     assert startup.start_command([]) == []
 

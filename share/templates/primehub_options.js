@@ -103,5 +103,59 @@
     box.hidden = false;
     if (start) { start.focus(); }
   }
+  // Live quota: the hub's view of each group's usage, every data-refresh-seconds while visible.
+  function g3(value) {  // Python's "%.3g"
+    if (value === 0) { return "0"; }
+    var exponent = Math.floor(Math.log10(Math.abs(value)));
+    if (exponent < -4 || exponent >= 3) {
+      return value.toExponential(2).replace(/\.?0+e/, "e").replace(/e([+-])(\d)$/, "e$10$2");
+    }
+    return String(Number(value.toPrecision(3)));
+  }
+  function memory(bytes) { return g3(bytes / 1e9) + " GB"; }
+  function limit(value, format) { return value === null ? "\u221e" : format(value); }
+  function setRow(row, used, quota) {
+    if (!row) { return; }
+    var cells = row.querySelectorAll("td");
+    cells[0].textContent = String(used.cpu) + " / " + limit(quota.cpu, String);
+    cells[1].textContent = memory(used.memory) + " / " + limit(quota.memory, memory);
+    cells[2].textContent = String(used.gpu) + " / " + limit(quota.gpu, String);
+  }
+  function applyGroup(section, group) {
+    setRow(section.querySelector(".primehub-user-quota"), group.usage.user, group.quota.user);
+    setRow(section.querySelector(".primehub-group-quota"), group.usage.group, group.quota.group);
+    group.instance_types.forEach(function (type) {
+      var input = section.querySelector('input[name^="instance_type."][value="' + CSS.escape(type.name) + '"]');
+      if (!input) { return; }
+      var over = type.over_quota !== null;
+      if (section.hidden) { input.dataset.wasDisabled = over; } else { input.disabled = over; }
+      if (over) { input.checked = false; }
+      var label = input.closest("label");
+      var note = label.querySelector(".primehub-over-quota");
+      if (over && !note) {
+        note = document.createElement("small");
+        note.className = "primehub-over-quota d-block text-danger";
+        label.append(note);
+      }
+      if (note) { if (over) { note.textContent = type.over_quota; } else { note.remove(); } }
+    });
+    if (section === current()) { show(); }
+  }
+  function refreshQuota() {
+    if (document.hidden) { return; }
+    fetch(root.dataset.groupsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        if (!body) { return; }
+        body.groups.forEach(function (group) {
+          var section = root.querySelector('fieldset.primehub-group[data-group="' + CSS.escape(group.name) + '"]:not([data-lazy])');
+          if (section) { applyGroup(section, group); }
+        });
+        root.dataset.quotaRefreshed = String(Date.now());
+      })
+      .catch(function () { /* the next round tries again */ });
+  }
+  var every = parseInt(root.dataset.refreshSeconds, 10);
+  if (every > 0 && root.dataset.groupsUrl) { setInterval(refreshQuota, every * 1000); }
   show();
 })();

@@ -1,0 +1,165 @@
+"""Share a running server with its launch group, through JupyterHub's sharing.
+
+A share here is JupyterHub's own (``orm.Share``): ``access:servers!server=<owner>/<server>``
+granted to the JupyterHub group that mirrors the server's launch group in Keycloak (its
+``GroupContext.key``). So whoever is in that Keycloak group at her last refresh may open the
+server, and nobody else: JupyterHub resyncs group membership at every refresh, a member removed in
+Keycloak loses the share then, and the share goes with the server — when it stops (a restart
+may be in another group, with other data), and when it is deleted.
+
+Granting needs JupyterHub's ``shares`` scope on the server (admins have it) or
+:data:`GROUP_SHARE_SCOPE`, which allows only this: sharing with the server's launch group.
+:func:`enable_group_sharing` gives every user that scope on her own servers; JupyterHub's
+``shares`` (sharing with anyone, share codes) stays with whom the deployment grants it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyterhub import orm
+from jupyterhub.apihandlers.base import APIHandler
+from tornado import web
+from traitlets.config import LazyConfigValue
+
+GROUP_SHARE_SCOPE = "custom:primehub:share-with-launch-group"
+
+
+def enable_group_sharing(c: Any) -> None:
+    """Let every user share her own running servers with their launch groups: defines
+    :data:`GROUP_SHARE_SCOPE` and adds it, filtered to her own servers, to JupyterHub's ``user``
+    role (keeping the role's other scopes, ``self`` by default)."""
+    hub = c.JupyterHub
+    c.JupyterHub.custom_scopes = {
+        **(dict(hub.custom_scopes) if "custom_scopes" in hub else {}),
+        GROUP_SHARE_SCOPE: {
+            "description": "Share servers with the group they were launched in.",
+        },
+    }
+    configured = hub.load_roles if "load_roles" in hub else []
+    if isinstance(configured, LazyConfigValue):  # roles appended by other helpers
+        configured = configured.get_value([])
+    roles = [dict(role) for role in configured]
+    user_role = next((role for role in roles if role.get("name") == "user"), None)
+    if user_role is None:
+        user_role = {"name": "user", "scopes": ["self"]}
+        roles.append(user_role)
+    scopes = list(user_role.get("scopes") or ["self"])
+    if f"{GROUP_SHARE_SCOPE}!user" not in scopes:
+        scopes.append(f"{GROUP_SHARE_SCOPE}!user")
+    user_role["scopes"] = scopes
+    c.JupyterHub.load_roles = roles
+
+
+def _hub_group(db: Any, key: str) -> Any:
+    return orm.Group.find(db, name=key)
+
+
+def group_share(db: Any, orm_spawner: Any, key: str) -> Any:
+    """The server's share with JupyterHub group ``key``, if there is one."""
+    group = _hub_group(db, key)
+    return None if group is None else orm.Share.find(db, orm_spawner, share_with=group)
+
+
+def end_group_share(spawner: Any) -> None:
+    """End the share of ``spawner``'s server with its launch group (it stopped, or starts again,
+    maybe in another group)."""
+    record = getattr(spawner, "launch_record", None)
+    orm_spawner = getattr(spawner, "orm_spawner", None)
+    db = getattr(spawner, "db", None)
+    if record is None or orm_spawner is None or db is None:
+        return
+    share = group_share(db, orm_spawner, record.group_key)
+    if share is not None:
+        db.delete(share)
+        db.commit()
+        spawner.log.info(
+            "Sharing of %s/%s with group %s ended: the server stopped",
+            spawner.user.name,
+            spawner.name,
+            record.group_key,
+        )
+
+
+class GroupShareAPIHandler(APIHandler):
+    """``/hub/api/primehub/shares/<owner>/<server>``: whether the server is shared with its launch
+    group (GET), share it (POST), stop sharing (DELETE). The default server is ``<owner>/``."""
+
+    def _spawner(self, owner: str, server: str) -> Any:
+        target = f"{owner}/{server}"
+        if not (
+            self.has_scope(f"shares!server={target}")
+            or self.has_scope(f"{GROUP_SHARE_SCOPE}!server={target}")
+        ):
+            raise web.HTTPError(
+                403, f"Sharing {target} needs the scope shares or {GROUP_SHARE_SCOPE} on it"
+            )
+        user = self.find_user(owner)
+        if user is None or server not in user.orm_spawners:
+            raise web.HTTPError(404, f"No such server: {target}")
+        return user.spawners[server]
+
+    def _model(self, spawner: Any) -> dict[str, Any]:
+        record = spawner.launch_record
+        share = group_share(self.db, spawner.orm_spawner, record.group_key) if record else None
+        return {
+            "owner": spawner.user.name,
+            "server": spawner.name,
+            "url": spawner.user.server_url(spawner.name),
+            "group": None
+            if record is None
+            else {
+                "key": record.group_key,
+                "name": record.group,
+                "display_name": record.group_display_name,
+            },
+            "shared": share is not None,
+            "running": bool(spawner.active),
+        }
+
+    def _running_record(self, spawner: Any) -> Any:
+        record = getattr(spawner, "launch_record", None)
+        if not spawner.active or record is None:
+            raise web.HTTPError(
+                400,
+                f"server: {spawner.user.name}/{spawner.name} is not running in a PrimeHub group; "
+                "only a running server can be shared with its group",
+            )
+        return record
+
+    async def get(self, owner: str, server: str) -> None:
+        self.finish(json.dumps(self._model(self._spawner(owner, server))))
+
+    async def post(self, owner: str, server: str) -> None:
+        spawner = self._spawner(owner, server)
+        record = self._running_record(spawner)
+        access = f"access:servers!server={owner}/{server}"
+        if not self.has_scope(access):  # as JupyterHub's own sharing: grant only what you have
+            raise web.HTTPError(403, f"Do not have permission to grant share with scope {access}")
+        group = _hub_group(self.db, record.group_key)
+        if group is None:
+            raise web.HTTPError(
+                400, f"group: {record.group_display_name!r} has no members on this hub"
+            )
+        orm.Share.grant(self.db, spawner.orm_spawner, group, scopes=[access])
+        self.log.info(
+            "%s shared %s/%s with group %s", self.current_user.name, owner, server, group.name
+        )
+        self.finish(json.dumps(self._model(spawner)))
+
+    async def delete(self, owner: str, server: str) -> None:
+        spawner = self._spawner(owner, server)
+        record = getattr(spawner, "launch_record", None)
+        share = group_share(self.db, spawner.orm_spawner, record.group_key) if record else None
+        if share is not None:
+            self.db.delete(share)
+            self.db.commit()
+            self.log.info(
+                "%s stopped sharing %s/%s with group %s",
+                self.current_user.name,
+                owner,
+                server,
+                record.group_key,
+            )
+        self.finish(json.dumps(self._model(spawner)))
