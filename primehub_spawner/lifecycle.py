@@ -57,19 +57,20 @@ class ServerLifecycle(OutageTolerantSpawner):
         return culling.env_duration("PRIMEHUB_KERNEL_IDLE_TIMEOUT", 3600)
 
     hub_auth_cache_max_age = Integer(
+        min=1,
         config=True,
         help="""Seconds a notebook server reuses the hub's answer on who may use it (JupyterHub's
-        ``HubOAuth.cache_max_age`` inside the server, 300 there). 0 (the default) asks the hub
-        at every request, so that a share stopped, or a member removed from the launch group,
-        loses access at once — at her next request, or her next refresh for a group change;
-        connections already open (a kernel's websocket) last until they close. A higher value
-        spares the hub one request per notebook request, and revocations then take up to this
+        ``HubOAuth.cache_max_age`` inside the server: 300 there, and 0 would mean forever). With
+        the default 1, a share stopped, or a member removed from the launch group, loses access
+        within a second — for a group change, once her next refresh has happened; connections
+        already open (a kernel's websocket) last until they close. A higher value spares the hub
+        requests (about one per notebook request and second), and revocations then take up to this
         long. From ``$PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE``.""",
     )
 
     @default("hub_auth_cache_max_age")
     def _hub_auth_cache_max_age_default(self) -> int:
-        return culling.env_duration("PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE", 0)
+        return culling.env_duration("PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE", 1)
 
     start_log_timeout = Integer(
         5,

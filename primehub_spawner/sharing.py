@@ -7,6 +7,14 @@ server, and nobody else: JupyterHub resyncs group membership at every refresh, a
 Keycloak loses the share then, and the share goes with the server — when it stops (a restart
 may be in another group, with other data), and when it is deleted.
 
+JupyterHub 6.1 resolves a token's permissions from its owner's roles and *direct* shares only
+(``scopes.get_scopes_for``), not from shares granted to her groups: a group share alone lets
+members see the server in the hub's API but not use it, since the server checks their OAuth
+tokens. So each group share comes with a role, ``primehub-share-<server id>``, holding the same
+scope and assigned to the same group, which tokens do honour; the two are granted and revoked
+together. The role is marked as managed by the authenticator, so that restarting the hub keeps it
+(unless ``Authenticator.reset_managed_roles_on_startup``, which then ends every group share).
+
 Granting needs JupyterHub's ``shares`` scope on the server (admins have it) or
 :data:`GROUP_SHARE_SCOPE`, which allows only this: sharing with the server's launch group.
 :func:`enable_group_sharing` gives every user that scope on her own servers; JupyterHub's
@@ -18,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jupyterhub import orm
+from jupyterhub import orm, roles
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
 from traitlets.config import LazyConfigValue
@@ -56,10 +64,46 @@ def _hub_group(db: Any, key: str) -> Any:
     return orm.Group.find(db, name=key)
 
 
+def _role_name(orm_spawner: Any) -> str:
+    """The access role of a shared server: by its database id, which a server deleted and made
+    again under the same name does not reuse."""
+    return f"primehub-share-{orm_spawner.id}"
+
+
 def group_share(db: Any, orm_spawner: Any, key: str) -> Any:
     """The server's share with JupyterHub group ``key``, if there is one."""
     group = _hub_group(db, key)
     return None if group is None else orm.Share.find(db, orm_spawner, share_with=group)
+
+
+def grant_group_share(db: Any, orm_spawner: Any, group: Any, scopes: list[str]) -> None:
+    """Share the server with ``group``: JupyterHub's share, and the role that makes it count for
+    the members' tokens."""
+    orm.Share.grant(db, orm_spawner, group, scopes=scopes)
+    role = roles.create_role(
+        db,
+        {
+            "name": _role_name(orm_spawner),
+            "description": f"{orm_spawner.user.name}/{orm_spawner.name} shared with group "
+            f"{group.name} (PrimeHub)",
+            "scopes": scopes,
+            "managed_by_auth": True,
+        },
+    )
+    roles.grant_role(db, group, role)
+
+
+def revoke_group_share(db: Any, orm_spawner: Any, key: str) -> bool:
+    """End the server's share with JupyterHub group ``key`` (share and role); whether there was
+    one."""
+    share = group_share(db, orm_spawner, key)
+    role = orm.Role.find(db, _role_name(orm_spawner))
+    if role is not None:
+        db.delete(role)
+    if share is not None:
+        db.delete(share)
+    db.commit()
+    return share is not None or role is not None
 
 
 def end_group_share(spawner: Any) -> None:
@@ -70,10 +114,7 @@ def end_group_share(spawner: Any) -> None:
     db = getattr(spawner, "db", None)
     if record is None or orm_spawner is None or db is None:
         return
-    share = group_share(db, orm_spawner, record.group_key)
-    if share is not None:
-        db.delete(share)
-        db.commit()
+    if revoke_group_share(db, orm_spawner, record.group_key):
         spawner.log.info(
             "Sharing of %s/%s with group %s ended: the server stopped",
             spawner.user.name,
@@ -142,7 +183,7 @@ class GroupShareAPIHandler(APIHandler):
             raise web.HTTPError(
                 400, f"group: {record.group_display_name!r} has no members on this hub"
             )
-        orm.Share.grant(self.db, spawner.orm_spawner, group, scopes=[access])
+        grant_group_share(self.db, spawner.orm_spawner, group, [access])
         self.log.info(
             "%s shared %s/%s with group %s", self.current_user.name, owner, server, group.name
         )
@@ -151,10 +192,9 @@ class GroupShareAPIHandler(APIHandler):
     async def delete(self, owner: str, server: str) -> None:
         spawner = self._spawner(owner, server)
         record = getattr(spawner, "launch_record", None)
-        share = group_share(self.db, spawner.orm_spawner, record.group_key) if record else None
-        if share is not None:
-            self.db.delete(share)
-            self.db.commit()
+        if record is not None and revoke_group_share(
+            self.db, spawner.orm_spawner, record.group_key
+        ):
             self.log.info(
                 "%s stopped sharing %s/%s with group %s",
                 self.current_user.name,

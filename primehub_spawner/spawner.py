@@ -400,7 +400,7 @@ class PrimeHubSpawner(ServerLifecycle):
         environment = {
             **settings["environment"],
             **culling.kernel_culling_env(self.kernel_idle_timeout),
-            "PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE": str(max(0, self.hub_auth_cache_max_age)),
+            "PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE": str(self.hub_auth_cache_max_age),
             "JUPYTERHUB_ACTIVITY_INTERVAL": str(
                 culling.activity_interval(self.server_idle_timeout)
             ),

@@ -3,7 +3,9 @@ would: the server's OAuth with the hub first, then its API with the ``_xsrf`` co
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import uuid
 from typing import Any
 
@@ -25,9 +27,18 @@ class NotebookServer:
         self.base = hub_url + self.prefix
         self.user = user
 
-    async def open(self) -> bool:
-        """Visit the server's page (its OAuth with the hub sets its cookie); True if it answers."""
+    async def open(self, authorize: bool = False) -> bool:
+        """Visit the server's page (its OAuth with the hub sets its cookie); True if it answers.
+        Another user's server first asks her to authorize access (JupyterHub's consent page):
+        with ``authorize``, she does."""
         page = await self.http.get(self.base + "lab", follow_redirects=True)
+        if authorize and page.status_code == 200 and "/oauth2/authorize" in str(page.url):
+            fields: dict[str, list[str]] = {}
+            for name, value in re.findall(
+                r'<input type="hidden" name="(_xsrf|scopes)" value="([^"]*)"', page.text
+            ):
+                fields.setdefault(name, []).append(html.unescape(value))
+            page = await self.http.post(str(page.url), data=fields, follow_redirects=True)
         return page.status_code == 200 and "JupyterLab" in page.text
 
     @property
