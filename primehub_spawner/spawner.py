@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import os
 from typing import Any, ClassVar
 
@@ -13,19 +12,19 @@ from jupyterhub.utils import url_path_join
 from traitlets import Bool, Integer, Unicode, default
 
 from . import claims, compose, culling, form, groups_api, servers, sharing, startup, volumes
+from .admission import QuotaAdmission
 from .authenticator import LaunchWithoutRequiredRole, PrimeHubAuthenticator, launch_context
-from .context import GroupContext, LaunchContext, env_presets_value
+from .context import LaunchContext, env_presets_value
 from .environment import env_bool, env_str
-from .lifecycle import ServerLifecycle
 from .options import OptionError, decide, parse_user_options
 from .outages import outage_is_503
-from .quota import GroupUsage, Ledger, Usage, exceeded, gpu_resource_names, usage
+from .quota import gpu_resource_names
 from .reflector import CatalogCache
 from .servers import LaunchRecord
 from .user_profile import ENV_PRESETS
 
 
-class PrimeHubSpawner(ServerLifecycle):
+class PrimeHubSpawner(QuotaAdmission):
     """Launch a notebook server in one of the user's Keycloak groups.
 
     Every request — the form, ``POST /hub/api/users/{name}/server[s/{server}]`` with
@@ -127,11 +126,9 @@ class PrimeHubSpawner(ServerLifecycle):
     def _fs_gid_default(self) -> int:
         return 100
 
-    ledger: ClassVar[Ledger] = Ledger()
     _background: ClassVar[set[asyncio.Future[None]]] = set()
     launch_group: str | None = None
     launch_record: LaunchRecord | None = None
-    _starting: bool = False
     launch_presets: ClassVar[form.LaunchPresets] = form.LaunchPresets()
 
     _per_spawn: ClassVar[tuple[str, ...]] = (
@@ -217,17 +214,6 @@ class PrimeHubSpawner(ServerLifecycle):
             return None
         return context, *await self._catalog_and_usage("showing the server options")
 
-    async def _catalog_and_usage(self, doing: str) -> tuple[Any, Any]:
-        """The catalog, and ``usage_of(group)`` from the pods the hub sees now."""
-        with outage_is_503(doing):
-            catalog = (await CatalogCache.shared(self.namespace)).snapshot()
-            await self._start_watching_pods()
-        gpu_names = gpu_resource_names(catalog.instance_types.values())
-        usage_of = functools.partial(
-            self._usage_of, pods=self._namespace_pods(), gpu_names=gpu_names
-        )
-        return catalog, usage_of
-
     async def render_options_form(self) -> str:
         inputs = await self._form_inputs()
         if inputs is None:
@@ -283,10 +269,6 @@ class PrimeHubSpawner(ServerLifecycle):
 
     async def load_user_options(self) -> None:
         """Options were checked and applied by ``apply_user_options``; KubeSpawner's profiles are unused."""
-
-    @property
-    def _ledger_key(self) -> str:
-        return f"{self.user.name}/{self.name}"
 
     async def _check_and_apply(self, user_options: dict[str, Any]) -> None:
         context = await self._launch_context()
@@ -479,68 +461,7 @@ class PrimeHubSpawner(ServerLifecycle):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _namespace_pods(self) -> list[dict[str, Any]]:
-        return [
-            p
-            for p in self.pod_reflector.pods.values()
-            if p["metadata"]["namespace"] == self.namespace
-        ]
-
-    def _usage_of(
-        self,
-        group: GroupContext,
-        gpu_names: frozenset[str],
-        pods: list[dict[str, Any]] | None = None,
-    ) -> GroupUsage:
-        """What the user and the whole group use now: their counted pods plus spawns in flight
-        (pods labelled with the group's key, which no other Keycloak group has)."""
-        labels = compose.labels(self.user.name, group.key)
-        user_label, group_label = labels[compose.USER_LABEL], labels[compose.GROUP_LABEL]
-        pods = self._namespace_pods() if pods is None else pods
-        seen = [p["metadata"]["name"] for p in pods]
-        return GroupUsage(
-            user=usage(pods, group_label, user_label, gpu_names)
-            + self.ledger.pending(seen, group_label, user_label),
-            group=usage(pods, group_label, None, gpu_names)
-            + self.ledger.pending(seen, group_label),
-        )
-
-    def _admit(self, choice: Any, gpu_names: frozenset[str]) -> None:
-        group = choice.offer.group
-        wanted = Usage.of(choice.instance_type.instance_type)
-        used = self._usage_of(group, gpu_names)
-        over_user = exceeded(group.user_quota, used.user, wanted)
-        if over_user:
-            raise OptionError(
-                "quota", f"your quota in group {group.name!r} would be exceeded — {over_user}"
-            )
-        over_group = exceeded(group.group_quota, used.group, wanted)
-        if over_group:
-            raise OptionError(
-                "quota", f"the quota of group {group.name!r} would be exceeded — {over_group}"
-            )
-        labels = compose.labels(self.user.name, group.key)
-        self.ledger.reserve(
-            self._ledger_key,
-            self.pod_name,
-            labels[compose.USER_LABEL],
-            labels[compose.GROUP_LABEL],
-            wanted,
-        )
-
-    async def start(self) -> Any:
-        self._starting = True
-        try:
-            return await super().start()
-        finally:
-            self._starting = False
-            self.ledger.release(self._ledger_key)
-
     async def stop(self, now: bool = False) -> None:
-        # KubeSpawner stops a pod left over from a create it tries again, in the middle of start():
-        # the reservation then holds until start() ends, not until the old pod is gone.
-        if not self._starting:
-            self.ledger.release(self._ledger_key)
         await super().stop(now=now)
         sharing.end_group_share(self)
 
