@@ -70,12 +70,28 @@ class LaunchRecord:
         written by another version)."""
         if not isinstance(data, Mapping):
             return None
-        try:
-            quota = Quota(**(data.get("group_quota") or {}))
-            fields = {k: data[k] for k in cls.__dataclass_fields__ if k != "group_quota"}
-            return cls(**fields, group_quota=quota)
-        except (KeyError, TypeError):
+        names = [k for k, f in cls.__dataclass_fields__.items() if f.type == "str"]
+        numbers = ("cpu", "memory", "gpu")
+        if not all(isinstance(data.get(k), str) for k in names) or not all(
+            isinstance(data.get(k), int | float) and not isinstance(data.get(k), bool)
+            for k in numbers
+        ):
             return None
+        stored = data.get("group_quota")
+        quota = Quota()
+        if isinstance(stored, Mapping) and set(stored) <= set(numbers):
+            if all(
+                v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+                for v in stored.values()
+            ):
+                quota = Quota(**stored)
+        return cls(
+            **{k: data[k] for k in names},
+            cpu=float(data["cpu"]),
+            memory=int(data["memory"]),
+            gpu=int(data["gpu"]),
+            group_quota=quota,
+        )
 
 
 @dataclass(frozen=True)
