@@ -73,18 +73,17 @@ class LaunchRecord:
         names = [k for k, f in cls.__dataclass_fields__.items() if f.type == "str"]
         numbers = ("cpu", "memory", "gpu")
         if not all(isinstance(data.get(k), str) for k in names) or not all(
-            isinstance(data.get(k), int | float) and not isinstance(data.get(k), bool)
-            for k in numbers
+            _number(data.get(k)) for k in numbers
         ):
             return None
         stored = data.get("group_quota")
         quota = Quota()
-        if isinstance(stored, Mapping) and set(stored) <= set(numbers):
-            if all(
-                v is None or (isinstance(v, int | float) and not isinstance(v, bool))
-                for v in stored.values()
-            ):
-                quota = Quota(**stored)
+        if (
+            isinstance(stored, Mapping)
+            and set(stored) <= set(numbers)
+            and all(v is None or _number(v) for v in stored.values())
+        ):
+            quota = Quota(**stored)
         return cls(
             **{k: data[k] for k in names},
             cpu=float(data["cpu"]),
@@ -92,6 +91,10 @@ class LaunchRecord:
             gpu=int(data["gpu"]),
             group_quota=quota,
         )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
