@@ -143,7 +143,11 @@
   }
   function refreshQuota() {
     if (document.hidden) { return; }
-    fetch(root.dataset.groupsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    var xsrf = window.jhdata ? window.jhdata.xsrf_token : "";  // the hub's API asks it of cookie requests
+    fetch(root.dataset.groupsUrl, {
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-XSRFToken": xsrf },
+    })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (body) {
         if (!body) { return; }
