@@ -161,7 +161,7 @@ class GroupShareAPIHandler(APIHandler):
 
     def _running_record(self, spawner: Any) -> Any:
         record = getattr(spawner, "launch_record", None)
-        if not spawner.active or record is None:
+        if not spawner.ready or record is None:  # not while starting or stopping
             raise web.HTTPError(
                 400,
                 f"server: {spawner.user.name}/{spawner.name} is not running in a PrimeHub group; "

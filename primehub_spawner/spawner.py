@@ -462,8 +462,10 @@ class PrimeHubSpawner(QuotaAdmission):
         task.add_done_callback(self._background.discard)
 
     async def stop(self, now: bool = False) -> None:
-        await super().stop(now=now)
-        sharing.end_group_share(self)
+        try:
+            await super().stop(now=now)
+        finally:  # a stop that failed half-way ends the share too: closed rather than open
+            sharing.end_group_share(self)
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
