@@ -228,6 +228,18 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def _refused_launch_refresh_interval_default(self) -> float:
         return env_float("PRIMEHUB_REFUSED_LAUNCH_REFRESH_INTERVAL", 10.0)
 
+    share_reconcile_interval = Float(
+        config=True,
+        help="""Seconds between two passes that delete the access roles of group shares that no
+        longer exist (revoked through JupyterHub's own sharing API, or left by a server that
+        stopped while the hub was down); the hub also does it at start. From
+        ``$PRIMEHUB_SHARE_RECONCILE_INTERVAL``; default 60.""",
+    )
+
+    @default("share_reconcile_interval")
+    def _share_reconcile_interval_default(self) -> float:
+        return env_float("PRIMEHUB_SHARE_RECONCILE_INTERVAL", 60.0)
+
     post_logout_redirect_url = Unicode(
         config=True,
         help="""Where Keycloak sends the browser after logout; it must be one of the client's valid
@@ -290,8 +302,9 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         from .groups_api import GroupServersAPIHandler, UserGroupsAPIHandler
         from .handlers import GroupOptionsHandler, LaunchHandler
         from .notebooks_admin import NotebooksAdminHandler
-        from .sharing import GroupShareAPIHandler
+        from .sharing import GroupShareAPIHandler, start_reconciling
 
+        start_reconciling(app.db, self.log, every=self.share_reconcile_interval)
         return [
             *super().get_handlers(app),
             (r"/primehub/launch", LaunchHandler),

@@ -7,17 +7,18 @@ need ``read:users`` on the user (in JupyterHub's ``self``; a token with fewer sc
 refresh and the pod watch: no call to Keycloak, so the Server Options form can poll them.
 
 ``GET /hub/api/primehub/groups/<group>/servers`` (``<group>`` is the JupyterHub group, a top-level
-group's name) lists the active servers launched in the group. Allowed with ``read:servers`` on
+group's name) lists the active servers launched in the group, and only those (a member's servers
+in her other groups are not the group's business). Allowed with ``read:servers`` on
 every user or on the group (``read:servers!group=<group>``), or for a member of the group whose
 token may read her own servers. Anyone else gets a 404, as for a group that does not exist.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
 
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
@@ -29,6 +30,7 @@ from .context import GroupContext, LaunchContext
 from .permissions import resolve
 from .quota import GroupUsage, Usage, exceeded
 from .servers import quota_json, running_servers, usage_json, utcnow
+from .sharing import is_shared
 
 
 def groups_report(
@@ -134,13 +136,14 @@ class GroupServersAPIHandler(APIHandler):
         )
 
     async def get(self, key: str) -> None:
-        key = unquote(key)
         group = orm.Group.find(self.db, name=key)
         if group is None or not self._may_list(key, group):
             raise web.HTTPError(404, f"No such group: {key}")
         now = utcnow()
+        shared = functools.partial(is_shared, self.db)
         servers = [
-            server.to_json(now) for server in running_servers(self.users[u] for u in group.users)
+            server.to_json(now)
+            for server in running_servers(self.users.values(), group_key=key, shared=shared)
         ]
         servers.sort(key=lambda s: (s["owner"], s["server"]))
         self.set_header("Cache-Control", "no-store")

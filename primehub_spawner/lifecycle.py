@@ -70,7 +70,7 @@ class ServerLifecycle(OutageTolerantSpawner):
 
     @default("hub_auth_cache_max_age")
     def _hub_auth_cache_max_age_default(self) -> int:
-        return culling.env_duration("PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE", 1)
+        return max(1, culling.env_duration("PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE", 1))  # 0: forever
 
     start_log_timeout = Integer(
         5,

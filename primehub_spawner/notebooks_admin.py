@@ -10,11 +10,14 @@ autoescaping templates (``primehub_notebooks.html``).
 
 from __future__ import annotations
 
+import functools
+
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from .servers import group_totals, running_servers, utcnow
+from .sharing import is_shared
 
 
 def format_age(seconds: int | None) -> str:
@@ -44,7 +47,7 @@ class NotebooksAdminHandler(BaseHandler):
         wanted = self.get_query_argument("group", "")
         now = utcnow()
         servers = sorted(
-            running_servers(self.users.values()),
+            running_servers(self.users.values(), shared=functools.partial(is_shared, self.db)),
             key=lambda s: (s.record.group_display_name.casefold(), s.owner, s.name),
         )
         totals = group_totals(servers)

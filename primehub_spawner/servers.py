@@ -9,7 +9,7 @@ the sharing controls and the Notebooks admin page; they only read the hub's memo
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -159,9 +159,14 @@ def shared_with(orm_spawner: Any, group_key: str) -> bool:
     )
 
 
-def running_servers(users: Iterable[Any], group_key: str | None = None) -> Iterator[RunningServer]:
+def running_servers(
+    users: Iterable[Any],
+    group_key: str | None = None,
+    shared: Callable[[Any, str], bool] = shared_with,
+) -> Iterator[RunningServer]:
     """The active servers of ``users`` (JupyterHub ``User`` objects) that carry a launch record,
-    in ``group_key`` only when given."""
+    in ``group_key`` only when given; ``shared(orm_spawner, key)`` says whether one is shared
+    with its group."""
     for user in users:
         for name, spawner in list(user.spawners.items()):
             record = getattr(spawner, "launch_record", None)
@@ -179,7 +184,7 @@ def running_servers(users: Iterable[Any], group_key: str | None = None) -> Itera
                 ready=bool(spawner.ready),
                 started=started,
                 record=record,
-                shared=shared_with(spawner.orm_spawner, record.group_key),
+                shared=shared(spawner.orm_spawner, record.group_key),
             )
 
 

@@ -4,16 +4,19 @@ A share here is JupyterHub's own (``orm.Share``): ``access:servers!server=<owner
 granted to the JupyterHub group that mirrors the server's launch group in Keycloak (its
 ``GroupContext.key``). So whoever is in that Keycloak group at her last refresh may open the
 server, and nobody else: JupyterHub resyncs group membership at every refresh, a member removed in
-Keycloak loses the share then, and the share goes with the server — when it stops (a restart
-may be in another group, with other data), and when it is deleted.
+Keycloak loses the share then, and the share goes with the server — when it stops, however it
+stopped (a restart may be in another group, with other data), and when it is deleted.
 
 JupyterHub 6.1 resolves a token's permissions from its owner's roles and *direct* shares only
 (``scopes.get_scopes_for``), not from shares granted to her groups: a group share alone lets
 members see the server in the hub's API but not use it, since the server checks their OAuth
 tokens. So each group share comes with a role, ``primehub-share-<server id>``, holding the same
-scope and assigned to the same group, which tokens do honour; the two are granted and revoked
-together. The role is marked as managed by the authenticator, so that restarting the hub keeps it
-(unless ``Authenticator.reset_managed_roles_on_startup``, which then ends every group share).
+scope and assigned to that group alone, which tokens do honour; the two are granted and revoked
+together, and a server counts as shared only when it has both. :func:`reconcile_roles` (at the
+hub's start and every minute) deletes a role whose share is gone — revoked through JupyterHub's
+own API, or its server stopped while the hub was down. The role is marked as managed by the
+authenticator, so that restarting the hub keeps it (unless
+``Authenticator.reset_managed_roles_on_startup``, which then ends every group share).
 
 Granting needs JupyterHub's ``shares`` scope on the server (admins have it) or
 :data:`GROUP_SHARE_SCOPE`, which allows only this: sharing with the server's launch group.
@@ -36,38 +39,42 @@ GROUP_SHARE_SCOPE = "custom:primehub:share-with-launch-group"
 
 def enable_group_sharing(c: Any) -> None:
     """Let every user share her own running servers with their launch groups: defines
-    :data:`GROUP_SHARE_SCOPE` and adds it, filtered to her own servers, to JupyterHub's ``user``
-    role (keeping the role's other scopes, ``self`` by default)."""
+    :data:`GROUP_SHARE_SCOPE` and gives it, filtered to her own servers, to JupyterHub's ``user``
+    role — through ``extra_user_scopes``, or in the ``user`` role of ``load_roles`` when the
+    configuration redefines it there (JupyterHub then ignores ``extra_user_scopes``)."""
     hub = c.JupyterHub
-    c.JupyterHub.custom_scopes = {
+    hub.custom_scopes = {
         **(dict(hub.custom_scopes) if "custom_scopes" in hub else {}),
-        GROUP_SHARE_SCOPE: {
-            "description": "Share servers with the group they were launched in.",
-        },
+        GROUP_SHARE_SCOPE: {"description": "Share servers with the group they were launched in."},
     }
+    scope = f"{GROUP_SHARE_SCOPE}!user"
     configured = hub.load_roles if "load_roles" in hub else []
     if isinstance(configured, LazyConfigValue):  # roles appended by other helpers
         configured = configured.get_value([])
     roles = [dict(role) for role in configured]
-    user_role = next((role for role in roles if role.get("name") == "user"), None)
+    user_role = next((r for r in roles if r.get("name") == "user" and "scopes" in r), None)
     if user_role is None:
-        user_role = {"name": "user", "scopes": ["self"]}
-        roles.append(user_role)
-    scopes = list(user_role.get("scopes") or ["self"])
-    if f"{GROUP_SHARE_SCOPE}!user" not in scopes:
-        scopes.append(f"{GROUP_SHARE_SCOPE}!user")
-    user_role["scopes"] = scopes
-    c.JupyterHub.load_roles = roles
+        hub.extra_user_scopes.add(scope)
+        return
+    if scope not in user_role["scopes"]:
+        user_role["scopes"] = [*user_role["scopes"], scope]
+    hub.load_roles = roles
 
 
 def _hub_group(db: Any, key: str) -> Any:
     return orm.Group.find(db, name=key)
 
 
+ROLE_PREFIX = "primehub-share-"
+
+
 def _role_name(orm_spawner: Any) -> str:
-    """The access role of a shared server: by its database id, which a server deleted and made
-    again under the same name does not reuse."""
-    return f"primehub-share-{orm_spawner.id}"
+    """The access role of a shared server, by its database id."""
+    return f"{ROLE_PREFIX}{orm_spawner.id}"
+
+
+def _access(orm_spawner: Any) -> str:
+    return f"access:servers!server={orm_spawner.user.name}/{orm_spawner.name}"
 
 
 def group_share(db: Any, orm_spawner: Any, key: str) -> Any:
@@ -76,10 +83,17 @@ def group_share(db: Any, orm_spawner: Any, key: str) -> Any:
     return None if group is None else orm.Share.find(db, orm_spawner, share_with=group)
 
 
-def grant_group_share(db: Any, orm_spawner: Any, group: Any, scopes: list[str]) -> None:
+def is_shared(db: Any, orm_spawner: Any, key: str) -> bool:
+    """Whether the server is shared with group ``key``: the share, and its role on the group."""
+    share = group_share(db, orm_spawner, key)
+    role = orm.Role.find(db, _role_name(orm_spawner))
+    return share is not None and role is not None and share.group in role.groups
+
+
+def grant_group_share(db: Any, orm_spawner: Any, group: Any) -> None:
     """Share the server with ``group``: JupyterHub's share, and the role that makes it count for
-    the members' tokens."""
-    orm.Share.grant(db, orm_spawner, group, scopes=scopes)
+    the members' tokens, assigned to that group only, in one commit."""
+    scopes = [_access(orm_spawner)]
     role = roles.create_role(
         db,
         {
@@ -89,8 +103,14 @@ def grant_group_share(db: Any, orm_spawner: Any, group: Any, scopes: list[str]) 
             "scopes": scopes,
             "managed_by_auth": True,
         },
+        commit=False,
     )
-    roles.grant_role(db, group, role)
+    role.groups = [group]  # a role left with this id by another server never keeps its groups
+    try:
+        orm.Share.grant(db, orm_spawner, group, scopes=scopes)  # commits the role too
+    except BaseException:
+        db.rollback()
+        raise
 
 
 def revoke_group_share(db: Any, orm_spawner: Any, key: str) -> bool:
@@ -106,6 +126,44 @@ def revoke_group_share(db: Any, orm_spawner: Any, key: str) -> bool:
     return share is not None or role is not None
 
 
+def reconcile_roles(db: Any) -> list[str]:
+    """Delete every share role whose server is gone or stopped, whose scope no longer names it,
+    or whose groups no longer hold the share; the names deleted."""
+    deleted = []
+    for role in db.query(orm.Role).filter(orm.Role.name.startswith(ROLE_PREFIX)).all():
+        suffix = role.name[len(ROLE_PREFIX) :]
+        orm_spawner = db.get(orm.Spawner, int(suffix)) if suffix.isdigit() else None
+        keep = (
+            orm_spawner is not None
+            and orm_spawner.server is not None
+            and role.scopes == [_access(orm_spawner)]
+            and len(role.groups) == 1
+            and orm.Share.find(db, orm_spawner, share_with=role.groups[0]) is not None
+        )
+        if not keep:
+            db.delete(role)
+            deleted.append(role.name)
+    if deleted:
+        db.commit()
+    return deleted
+
+
+def start_reconciling(db: Any, log: Any, every: float = 60.0) -> None:
+    """Reconcile share roles now and every ``every`` seconds (the hub's event loop)."""
+    from tornado.ioloop import PeriodicCallback
+
+    def reconcile() -> None:
+        try:
+            for name in reconcile_roles(db):
+                log.info("Deleted share role %s: its share or server is gone", name)
+        except Exception as error:  # the next round tries again
+            db.rollback()
+            log.warning("Could not reconcile share roles: %s", error)
+
+    reconcile()
+    PeriodicCallback(reconcile, every * 1000).start()
+
+
 def end_group_share(spawner: Any) -> None:
     """End the share of ``spawner``'s server with its launch group (it stopped, or starts again,
     maybe in another group)."""
@@ -116,7 +174,7 @@ def end_group_share(spawner: Any) -> None:
         return
     if revoke_group_share(db, orm_spawner, record.group_key):
         spawner.log.info(
-            "Sharing of %s/%s with group %s ended: the server stopped",
+            "Sharing of %s/%s with group %s ended: the server stopped or is deleted",
             spawner.user.name,
             spawner.name,
             record.group_key,
@@ -143,7 +201,7 @@ class GroupShareAPIHandler(APIHandler):
 
     def _model(self, spawner: Any) -> dict[str, Any]:
         record = spawner.launch_record
-        share = group_share(self.db, spawner.orm_spawner, record.group_key) if record else None
+        shared = record is not None and is_shared(self.db, spawner.orm_spawner, record.group_key)
         return {
             "owner": spawner.user.name,
             "server": spawner.name,
@@ -155,7 +213,7 @@ class GroupShareAPIHandler(APIHandler):
                 "name": record.group,
                 "display_name": record.group_display_name,
             },
-            "shared": share is not None,
+            "shared": shared,
             "running": bool(spawner.active),
         }
 
@@ -179,11 +237,13 @@ class GroupShareAPIHandler(APIHandler):
         if not self.has_scope(access):  # as JupyterHub's own sharing: grant only what you have
             raise web.HTTPError(403, f"Do not have permission to grant share with scope {access}")
         group = _hub_group(self.db, record.group_key)
-        if group is None:
+        if group is None or group not in spawner.user.orm_user.groups:
             raise web.HTTPError(
-                400, f"group: {record.group_display_name!r} has no members on this hub"
+                400,
+                f"group: {owner} is no longer a member of {record.group_display_name!r}, the "
+                "group the server was launched in",
             )
-        grant_group_share(self.db, spawner.orm_spawner, group, [access])
+        grant_group_share(self.db, spawner.orm_spawner, group)
         self.log.info(
             "%s shared %s/%s with group %s", self.current_user.name, owner, server, group.name
         )

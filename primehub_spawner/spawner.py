@@ -461,11 +461,20 @@ class PrimeHubSpawner(QuotaAdmission):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def stop(self, now: bool = False) -> None:
-        try:
-            await super().stop(now=now)
-        finally:  # a stop that failed half-way ends the share too: closed rather than open
-            sharing.end_group_share(self)
+    def run_post_stop_hook(self) -> Any:
+        """JupyterHub calls this whenever a server stops — also when its pod was already gone and
+        ``stop`` is never called: the share with its launch group ends here."""
+        sharing.end_group_share(self)
+        return super().run_post_stop_hook()
+
+    async def delete_forever(self) -> None:
+        sharing.end_group_share(self)
+        await super().delete_forever()
+
+    @property
+    def shared_with_launch_group(self) -> bool:
+        record = self.launch_record
+        return record is not None and sharing.is_shared(self.db, self.orm_spawner, record.group_key)
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()

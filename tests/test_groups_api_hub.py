@@ -74,6 +74,7 @@ async def test_groups_and_group_servers_answer_only_within_scope_and_membership(
     assert any(d["name"] == "scratch" and d["writable"] for d in team["datasets"])
 
     await launch(hub, "alice", "team", "ml-team", "gpu-1")
+    await launch(hub, "alice", "solo", "phusers", "cpu-1")  # her other group: not ML Team's
     await launch(hub, "carol", "eyes", "vision", "cpu-1")
 
     # Usage is live, and the GPU quota (1) now refuses a second GPU server — with Keycloak away,
@@ -94,7 +95,7 @@ async def test_groups_and_group_servers_answer_only_within_scope_and_membership(
     # Members see the group's servers; admins see any group's; nobody else learns of it.
     listing = await get(hub, bob, "primehub/groups/ml-team/servers")
     assert listing.status_code == 200, listing.text
-    (server,) = listing.json()["servers"]
+    (server,) = listing.json()["servers"]  # not alice's PH Users server
     assert server["owner"] == "alice" and server["server"] == "team"
     assert server["instance_type"]["name"] == "gpu-1" and server["image"]["name"]
     assert server["resources"]["gpu"] == 1 and server["age_seconds"] >= 0

@@ -115,10 +115,10 @@ def test_group_sharing_follows_the_environment(monkeypatch, environ, shared):
     from primehub_spawner.sharing import GROUP_SHARE_SCOPE
 
     config = load(monkeypatch, **environ)
-    roles = config.JupyterHub.load_roles if "load_roles" in config.JupyterHub else []
-    roles = getattr(roles, "_extend", roles)  # only appended to when sharing is off
-    user_role = next((role for role in roles if role["name"] == "user"), {"scopes": ["self"]})
-    assert (f"{GROUP_SHARE_SCOPE}!user" in user_role["scopes"]) is shared
-    assert "self" in user_role["scopes"]
+    extra = (
+        config.JupyterHub.extra_user_scopes if "extra_user_scopes" in config.JupyterHub else None
+    )
+    extra = extra.get_value(set()) if extra is not None else set()
+    assert (f"{GROUP_SHARE_SCOPE}!user" in extra) is shared
     scopes = config.JupyterHub.custom_scopes if "custom_scopes" in config.JupyterHub else {}
     assert (GROUP_SHARE_SCOPE in scopes) is shared

@@ -144,24 +144,28 @@ def test_ages_read_like_a_clock(seconds, text):
 
 
 @pytest.mark.parametrize(
-    "configured",
+    ("configured", "in_user_role"),
     [
-        [],
-        [{"name": "user", "scopes": ["self", "shares!user"]}],
-        [{"name": "tester", "services": ["t"], "scopes": ["admin:users"]}],
+        ([], False),
+        ([{"name": "user", "scopes": ["self", "shares!user"]}], True),
+        ([{"name": "tester", "services": ["t"], "scopes": ["admin:users"]}], False),
     ],
 )
-def test_enabling_group_sharing_keeps_the_roles_already_configured(configured):
+def test_enabling_group_sharing_keeps_the_roles_already_configured(configured, in_user_role):
     c = Config()
     if configured:
         c.JupyterHub.load_roles = [dict(role) for role in configured]
     c.JupyterHub.custom_scopes = {"custom:other:x": {"description": "x"}}
     sharing.enable_group_sharing(c)
     sharing.enable_group_sharing(c)  # twice changes nothing
-    roles = {role["name"]: role for role in c.JupyterHub.load_roles}
     scope = f"{sharing.GROUP_SHARE_SCOPE}!user"
-    assert roles["user"]["scopes"].count(scope) == 1
+    roles = (
+        {role["name"]: role for role in c.JupyterHub.get("load_roles", [])} if configured else {}
+    )
     for role in configured:
         assert set(role["scopes"]) <= set(roles[role["name"]]["scopes"])
-    assert "self" in roles["user"]["scopes"]
+    if in_user_role:  # JupyterHub ignores extra_user_scopes when load_roles redefines the role
+        assert roles["user"]["scopes"].count(scope) == 1
+    else:
+        assert c.JupyterHub.extra_user_scopes.get_value(set()) == {scope}
     assert set(c.JupyterHub.custom_scopes) == {"custom:other:x", sharing.GROUP_SHARE_SCOPE}

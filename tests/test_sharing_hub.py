@@ -18,11 +18,16 @@ from tests.notebook_api import NotebookServer
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 SINGLEUSER = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
-REFRESH_AGE = 4
+REFRESH_AGE, RECONCILE = 4, 2
 CONFIG = f"""
 from primehub_spawner import sharing
 sharing.enable_group_sharing(c)
 c.Authenticator.auth_refresh_age = {REFRESH_AGE}
+c.PrimeHubAuthenticator.share_reconcile_interval = {RECONCILE}
+c.Spawner.poll_interval = 2
+c.JupyterHub.load_roles.append(
+    {{"name": "tester-shares", "services": ["tester"], "scopes": ["groups:shares"]}}
+)
 """
 
 
@@ -53,7 +58,7 @@ class Member:
 
 
 @pytest.mark.reliability("access", cases=6)
-async def test_a_server_shared_with_its_group_is_open_to_members_only(hub_factory):
+async def test_a_server_shared_with_its_group_is_open_to_members_only(hub_factory, kube, namespace):
     hub = hub_factory(cmd=SINGLEUSER, extra_config=CONFIG)
     await log_in(hub, "alice", "bob", "carol")
     options = {"group": "ml-team", "instance_type": "cpu-2", "image": "base-notebook"}
@@ -125,22 +130,39 @@ async def test_a_server_shared_with_its_group_is_open_to_members_only(hub_factor
         assert stopped.status_code == 200 and stopped.json()["shared"] is False
         await asyncio.sleep(1.1)
         assert await bob.reaches_the_server() == 403
-        status, group = await asyncio.to_thread(hub.api, "GET", "groups/ml-team")
-        assert status == 200 and not [r for r in group["roles"] if "share" in r], group
+        assert not await share_roles(hub)
 
-        # A share ends with the server: stopped, it is gone.
+        # Revoked through JupyterHub's own API (an admin's), the share's role goes too.
         assert (await alice.hub_call("POST", "primehub/shares/alice/team")).status_code == 200
         shares = (await alice.hub_call("GET", "shares/alice/team")).json()["items"]
         assert [s["group"]["name"] for s in shares] == ["ml-team"]  # JupyterHub's own record
-        status, _ = await asyncio.to_thread(hub.api, "DELETE", "users/alice/servers/team")
-        assert status in (202, 204)
+        await asyncio.sleep(1.1)
+        assert await bob.reaches_the_server() == 200
+        status, _ = await asyncio.to_thread(hub.api, "DELETE", "groups/ml-team/shared/alice/team")
+        assert status == 204
+        await eventually(lambda: bob_refused(bob), timeout=RECONCILE + 5, interval=0.5)
+        assert not await share_roles(hub)
+
+        # A share ends with the server, even one whose pod went behind the hub's back.
+        assert (await alice.hub_call("POST", "primehub/shares/alice/team")).status_code == 200
+        assert await share_roles(hub)
+        await kube.delete(f"/api/v1/namespaces/{namespace}/pods/jupyter-alice--team")
         await eventually(_stopped(hub), timeout=60, interval=0.5)
         gone = await alice.hub_call("GET", "shares/alice/team")
         assert gone.status_code == 404 or gone.json()["items"] == []
-        status, group = await asyncio.to_thread(hub.api, "GET", "groups/ml-team")
-        assert not [r for r in group["roles"] if "share" in r], group
+        assert not await share_roles(hub)
         not_running = await alice.hub_call("POST", "primehub/shares/alice/team")
         assert not_running.status_code == 400 and "server:" in not_running.json()["message"]
+
+
+async def bob_refused(bob: Member) -> bool:
+    return await bob.reaches_the_server() == 403
+
+
+async def share_roles(hub) -> list[str]:
+    status, group = await asyncio.to_thread(hub.api, "GET", "groups/ml-team")
+    assert status == 200, group
+    return [role for role in group["roles"] if role.startswith("primehub-share-")]
 
 
 def _stopped(hub):
