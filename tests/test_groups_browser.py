@@ -21,6 +21,9 @@ SINGLEUSER = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
 TEAM = "<img src=x onerror=alert('team')> ML & Co"
 VISION = "<svg onload=alert('vision')> Vision"
 SHARING = "from primehub_spawner import sharing\nsharing.enable_group_sharing(c)"
+INSTANCE_TYPE = "<img src=x onerror=alert('it')> CPU 2"
+IMAGE = "<svg onload=alert('image')> Datascience"
+CRD_API = "/apis/primehub.io/v1alpha1/namespaces"
 
 
 @pytest.fixture
@@ -105,13 +108,20 @@ async def test_share_from_the_home_page_and_open_the_shared_server(
     assert dialogs == []
 
 
-@pytest.mark.reliability("injection", cases=1)
+@pytest.mark.reliability("injection", cases=3)
 async def test_the_notebooks_admin_page_lists_filters_and_stops(
-    browser, hub_factory, hostile_realm
+    browser, hub_factory, hostile_realm, kube, namespace
 ):
+    for plural, name, display in (
+        ("instancetypes", "cpu-2", INSTANCE_TYPE),
+        ("images", "base-notebook", IMAGE),
+    ):
+        await kube.patch(
+            f"{CRD_API}/{namespace}/{plural}/{name}", {"spec": {"displayName": display}}
+        )
     hub = hub_factory(hostile_realm)
     await log_in(hub, "alice", "bob", "carol")
-    await launch(hub, "alice", "team", "ml-team", "cpu-2")
+    await launch(hub, "alice", "team", "ml-team", "cpu-2", image="base-notebook")
     await launch(hub, "bob", "", "ml-team", "cpu-1")
     await launch(hub, "carol", "eyes", "vision", "cpu-1")
     dialogs: list[str] = []
@@ -129,7 +139,8 @@ async def test_the_notebooks_admin_page_lists_filters_and_stops(
     assert await carol_row.locator(".primehub-group").inner_text() == VISION.strip()
     assert await carol_row.locator(".primehub-server-name").inner_text() == "eyes"
     assert await by_owner["bob"].locator(".primehub-server-name").inner_text() == "(default)"
-    assert await by_owner["alice"].locator(".primehub-instance-type").inner_text() == "CPU 2"
+    assert await by_owner["alice"].locator(".primehub-instance-type").inner_text() == INSTANCE_TYPE
+    assert await by_owner["alice"].locator(".primehub-image").inner_text() == IMAGE
     totals = admin.locator("table.primehub-group-totals tbody tr")
     texts = [await totals.nth(i).inner_text() for i in range(await totals.count())]
     team_total = next(t for t in texts if t.startswith(TEAM.strip()))
