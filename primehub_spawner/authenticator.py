@@ -17,9 +17,10 @@ from traitlets import Float, Unicode, default
 
 from .context import GroupContext, LaunchContext
 from .environment import env_float, env_str
-from .keycloak import IdentityServiceError, KeycloakDirectory, MissingRequiredRole
+from .keycloak import AdminRole, IdentityServiceError, KeycloakDirectory, MissingRequiredRole
 
 AUTH_STATE_KEY = "primehub"
+MEMBERSHIP_KEY = "primehub_membership"  # groups and roles from userinfo when the context was read
 
 
 class IdentityServiceUnavailable(web.HTTPError):
@@ -204,9 +205,10 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         config=True,
         help="""Seconds a launch context counts as fresh: a refresh (including JupyterHub's forced
         one before every spawn, ``refresh_pre_spawn``) within this time after the last load makes no
-        call to Keycloak. 0 (the default) reloads before every spawn, so a group or role removed in
-        Keycloak is gone at the next spawn; a positive value saves one userinfo and three admin
-        calls per spawn at the price of that delay. From ``$PRIMEHUB_LAUNCH_CONTEXT_MAX_AGE``.""",
+        call to Keycloak. 0 (the default) checks before every spawn (a userinfo; the admin API
+        only when groups or roles changed, see :attr:`groups_claim`), so a group or role removed
+        in Keycloak is gone at the next spawn; a positive value saves that userinfo at the price
+        of that delay. From ``$PRIMEHUB_LAUNCH_CONTEXT_MAX_AGE``.""",
     )
 
     @default("launch_context_max_age")
@@ -227,6 +229,45 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     @default("refused_launch_refresh_interval")
     def _refused_launch_refresh_interval_default(self) -> float:
         return env_float("PRIMEHUB_REFUSED_LAUNCH_REFRESH_INTERVAL", 10.0)
+
+    groups_claim = Unicode(
+        config=True,
+        help="""The userinfo claim with the user's group paths (Keycloak's *Group Membership*
+        mapper, full paths, added to userinfo). With it and :attr:`roles_claim`, a refresh — the
+        one before every spawn included — asks Keycloak only for userinfo (and a token when the
+        access token has expired) and reads the admin API only when her groups or roles changed,
+        or when the stored attributes are older than :attr:`attribute_refresh_interval`. Without
+        these claims every refresh reads the admin API (three calls). From
+        ``$KEYCLOAK_GROUPS_CLAIM``; default ``groups``.""",
+    )
+
+    @default("groups_claim")
+    def _groups_claim_default(self) -> str:
+        return env_str("KEYCLOAK_GROUPS_CLAIM", default="groups")
+
+    roles_claim = Unicode(
+        config=True,
+        help="""The userinfo claim with the user's effective realm roles (Keycloak's *User Realm
+        Role* mapper, multivalued, added to userinfo); see :attr:`groups_claim`. From
+        ``$KEYCLOAK_ROLES_CLAIM``; default ``primehub_roles``.""",
+    )
+
+    @default("roles_claim")
+    def _roles_claim_default(self) -> str:
+        return env_str("KEYCLOAK_ROLES_CLAIM", default="primehub_roles")
+
+    attribute_refresh_interval = Float(
+        config=True,
+        help="""Seconds a refresh whose groups and roles (from userinfo, see :attr:`groups_claim`)
+        are unchanged reuses the stored attributes of the user and her groups (quotas, volumes,
+        presets) instead of reading the admin API. A group or role removed counts at the next
+        refresh whatever this is; an attribute changed, within this time. From
+        ``$PRIMEHUB_ATTRIBUTE_REFRESH_INTERVAL``; default 300.""",
+    )
+
+    @default("attribute_refresh_interval")
+    def _attribute_refresh_interval_default(self) -> float:
+        return env_float("PRIMEHUB_ATTRIBUTE_REFRESH_INTERVAL", 300.0)
 
     share_reconcile_interval = Float(
         config=True,
@@ -332,6 +373,8 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         self._refused_at: dict[str, float] = {}  # user -> when a launch of hers was last refused
         self._loaded_at: dict[str, float] = {}  # user -> when Keycloak last gave her context
         self._lacking_role: set[str] = set()  # users whose last refresh found no required role
+        self._refreshing: dict[str, dict[str, Any] | None] = {}  # user -> stored auth state
+        self._claims_warned = False
 
     def required_role_missing(self, username: str) -> str | None:
         """The required role ``username`` was found without at her last refresh, if so: no launch
@@ -386,10 +429,53 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             )
         return self._directory
 
+    def _membership(self, userinfo: dict[str, Any]) -> dict[str, list[str]] | None:
+        """The user's group paths and effective realm roles from userinfo, if it has them."""
+        groups, roles = userinfo.get(self.groups_claim), userinfo.get(self.roles_claim)
+        if not isinstance(groups, list) or not isinstance(roles, list):
+            if not self._claims_warned:
+                self._claims_warned = True
+                self.log.info(
+                    "userinfo has no %r and %r claims: every refresh reads Keycloak's admin API",
+                    self.groups_claim,
+                    self.roles_claim,
+                )
+            return None
+        return {"groups": sorted(map(str, groups)), "roles": sorted(map(str, roles))}
+
+    def _reusable(
+        self, name: str, membership: dict[str, list[str]] | None
+    ) -> dict[str, Any] | None:
+        """The stored launch context, if this refresh may keep it: the same groups and roles as
+        when it was read, and read at most ``attribute_refresh_interval`` ago."""
+        stored = self._refreshing.get(name)
+        if membership is None or not stored or stored.get(MEMBERSHIP_KEY) != membership:
+            return None
+        age = _context_age(stored)
+        if age is None or age > self.attribute_refresh_interval:
+            return None
+        return stored[AUTH_STATE_KEY]
+
     async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
         auth_state = auth_model["auth_state"]
-        user_id = auth_state[self.user_auth_state_key]["sub"]
+        userinfo = auth_state[self.user_auth_state_key]
+        user_id = userinfo["sub"]
         claims = jwt.decode(auth_state["access_token"], options={"verify_signature": False})
+        membership = self._membership(userinfo)
+        kept = self._reusable(auth_model["name"], membership)
+        if kept is not None and membership is not None:
+            roles = frozenset(membership["roles"])
+            if self.required_role and not AdminRole.parse(self.required_role).held(roles, claims):
+                self.log.warning(
+                    "Refresh of %s refused: no role %s", auth_model["name"], self.required_role
+                )
+                raise RequiredRoleMissing(self.required_role)
+            auth_state[AUTH_STATE_KEY] = kept
+            auth_state[MEMBERSHIP_KEY] = membership
+            self._loaded_at[auth_model["name"]] = time.monotonic()  # groups and roles confirmed
+            if auth_model["admin"] is None:
+                auth_model["admin"] = self.directory.admin_role.held(roles, claims)
+            return auth_model
         try:
             context = await self.directory.launch_context(user_id, claims)
         except MissingRequiredRole as missing:
@@ -401,6 +487,8 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             )
             raise IdentityServiceUnavailable() from error
         auth_state[AUTH_STATE_KEY] = context.to_dict()
+        if membership is not None:
+            auth_state[MEMBERSHIP_KEY] = membership
         self._expired_contexts.discard(auth_model["name"])
         self._loaded_at[auth_model["name"]] = time.monotonic()
         self._lacking_role.discard(auth_model["name"])
@@ -452,6 +540,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             age = _context_age(stored)
             if age is not None and age <= self.launch_context_max_age:
                 return True
+        self._refreshing[user.name] = stored
         try:
             refreshed = await super().refresh_user(user, handler, **kwargs)
             self._expired_contexts.discard(user.name)
@@ -483,6 +572,8 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             )
             self._expired_contexts.add(user.name)
             return False
+        finally:
+            self._refreshing.pop(user.name, None)
 
 
 def _unchanged(stored: dict[str, Any] | None, refreshed: dict[str, Any], admin: bool) -> bool:

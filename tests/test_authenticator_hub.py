@@ -103,7 +103,8 @@ async def test_an_unchanged_refresh_leaves_the_stored_auth_state_alone(stack, ke
     requests = RequestCounter(keycloak)
     status, _ = hub.api("POST", "users/alice/server", {"user_options": {}})
     assert status in (201, 202), hub.log()
-    assert requests.admin == 3  # reloaded before the spawn ...
+    # checked before the spawn (userinfo: her groups and roles, unchanged, so no admin call) ...
+    assert requests.calls("/userinfo") == 1 and requests.admin == 0, requests.since()
     assert (
         user(hub, "alice")["auth_state"]["primehub"]["fetched"] == loaded
     )  # ... and not rewritten
