@@ -171,11 +171,11 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str]:
             f"All succeeded or were refused cleanly by the quota: {'yes' if clean else 'NO'} (target: "
             f"yes). Event-loop lag p99 {lag_p99:.0f} ms by default and {fresh_p99:.0f} ms with a fresh "
             f"launch context (target ≤ 100 ms), against {base_p99:.0f} ms for plain KubeSpawner under "
-            "the same burst. The difference is the reload before each spawn (a userinfo and three "
-            "admin calls per request, through httpx, on the hub's loop) arriving all at once: the "
-            "loop is not blocked by any one step but queued behind 400 responses to parse, on a "
-            "2-core machine that also runs the API server, etcd, Keycloak and the "
-            "100 notebook servers starting.",
+            "the same burst. The default differs from a fresh launch context by the check before "
+            "each spawn — a userinfo per request on the hub's loop (the admin API only when the "
+            "user's groups or roles changed) — all arriving at once, on a 2-core machine that also "
+            "runs the API server, etcd, Keycloak and the 100 notebook servers starting; where the "
+            "rest of the lag goes is not profiled here.",
         ]
     )
     key = (

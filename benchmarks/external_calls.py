@@ -134,9 +134,11 @@ async def run(stack: Stack) -> tuple[str, str]:
             ),
             "",
             '"Other Keycloak calls" are OIDC: the login page, token, userinfo and the service '
-            "account's token. The default pre-spawn refresh reloads the launch context (userinfo + 3 "
-            "admin calls) so that a group or role removed in Keycloak is gone at the next spawn; with "
-            "`launch_context_max_age` a context loaded that recently is used as is.",
+            "account's token. The default pre-spawn refresh asks for userinfo, whose groups and "
+            "roles claims show a group or role removed in Keycloak at the next spawn; the admin API "
+            "is read only when they changed or the stored attributes are older than "
+            "`attribute_refresh_interval`. With `launch_context_max_age` a context loaded that "
+            "recently is used as is.",
         ]
     )
     key = (
