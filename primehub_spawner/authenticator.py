@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -15,12 +14,11 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Float, Unicode, default
 
+from . import auth_states
+from .auth_states import AUTH_STATE_KEY, MEMBERSHIP_KEY
 from .context import GroupContext, LaunchContext
 from .environment import env_float, env_str
-from .keycloak import AdminRole, IdentityServiceError, KeycloakDirectory, MissingRequiredRole
-
-AUTH_STATE_KEY = "primehub"
-MEMBERSHIP_KEY = "primehub_membership"  # groups and roles from userinfo when the context was read
+from .keycloak import IdentityServiceError, KeycloakDirectory, MissingRequiredRole
 
 
 class IdentityServiceUnavailable(web.HTTPError):
@@ -429,52 +427,33 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             )
         return self._directory
 
-    def _membership(self, userinfo: dict[str, Any]) -> dict[str, list[str]] | None:
-        """The user's group paths and effective realm roles from userinfo, if it has them."""
-        groups, roles = userinfo.get(self.groups_claim), userinfo.get(self.roles_claim)
-        if not isinstance(groups, list) or not isinstance(roles, list):
-            if not self._claims_warned:
-                self._claims_warned = True
-                self.log.info(
-                    "userinfo has no %r and %r claims: every refresh reads Keycloak's admin API",
-                    self.groups_claim,
-                    self.roles_claim,
-                )
-            return None
-        return {"groups": sorted(map(str, groups)), "roles": sorted(map(str, roles))}
-
-    def _reusable(
-        self, name: str, membership: dict[str, list[str]] | None
-    ) -> dict[str, Any] | None:
-        """The stored launch context, if this refresh may keep it: the same groups and roles as
-        when it was read, and read at most ``attribute_refresh_interval`` ago."""
-        stored = self._refreshing.get(name)
-        if membership is None or not stored or stored.get(MEMBERSHIP_KEY) != membership:
-            return None
-        age = _context_age(stored)
-        if age is None or age > self.attribute_refresh_interval:
-            return None
-        return stored[AUTH_STATE_KEY]
-
     async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
         auth_state = auth_model["auth_state"]
         userinfo = auth_state[self.user_auth_state_key]
         user_id = userinfo["sub"]
         claims = jwt.decode(auth_state["access_token"], options={"verify_signature": False})
-        membership = self._membership(userinfo)
-        kept = self._reusable(auth_model["name"], membership)
+        membership = auth_states.membership(userinfo, self.groups_claim, self.roles_claim)
+        if membership is None and not self._claims_warned:
+            self._claims_warned = True
+            self.log.info(
+                "userinfo has no %r and %r claims: every refresh reads Keycloak's admin API",
+                self.groups_claim,
+                self.roles_claim,
+            )
+        kept = auth_states.reusable_context(
+            self._refreshing.get(auth_model["name"]), membership, self.attribute_refresh_interval
+        )
         if kept is not None and membership is not None:
-            roles = frozenset(membership["roles"])
-            if self.required_role and not AdminRole.parse(self.required_role).held(roles, claims):
-                self.log.warning(
-                    "Refresh of %s refused: no role %s", auth_model["name"], self.required_role
-                )
-                raise RequiredRoleMissing(self.required_role)
+            try:
+                admin = self.directory.role_verdict(frozenset(membership["roles"]), claims)
+            except MissingRequiredRole as missing:
+                self.log.warning("Refresh of %s refused: %s", auth_model["name"], missing)
+                raise RequiredRoleMissing(missing.role) from None
             auth_state[AUTH_STATE_KEY] = kept
             auth_state[MEMBERSHIP_KEY] = membership
             self._loaded_at[auth_model["name"]] = time.monotonic()  # groups and roles confirmed
             if auth_model["admin"] is None:
-                auth_model["admin"] = self.directory.admin_role.held(roles, claims)
+                auth_model["admin"] = admin
             return auth_model
         try:
             context = await self.directory.launch_context(user_id, claims)
@@ -537,14 +516,14 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         if self._spare_keycloak(user.name) and launch_context(stored) is not None:
             return True
         if self.launch_context_max_age > 0:
-            age = _context_age(stored)
+            age = auth_states.context_age(stored)
             if age is not None and age <= self.launch_context_max_age:
                 return True
         self._refreshing[user.name] = stored
         try:
             refreshed = await super().refresh_user(user, handler, **kwargs)
             self._expired_contexts.discard(user.name)
-            if isinstance(refreshed, dict) and _unchanged(stored, refreshed, user.admin):
+            if isinstance(refreshed, dict) and auth_states.unchanged(stored, refreshed, user.admin):
                 return True
             return refreshed
         except RequiredRoleMissing:
@@ -553,7 +532,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         except (IdentityServiceUnavailable, HTTPClientError, OSError) as error:
             if isinstance(error, HTTPClientError) and error.code < 500:
                 raise
-            age = _context_age(await user.get_auth_state())
+            age = auth_states.context_age(await user.get_auth_state())
             if age is not None and age <= self.identity_service_grace:
                 self.log.warning(
                     "Keycloak unavailable while refreshing %s (%s); keeping the launch context "
@@ -574,26 +553,6 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
             return False
         finally:
             self._refreshing.pop(user.name, None)
-
-
-def _unchanged(stored: dict[str, Any] | None, refreshed: dict[str, Any], admin: bool) -> bool:
-    """True if a refreshed auth model says nothing new (the context's load time aside)."""
-    if not stored or refreshed.get("admin") not in (None, admin):
-        return False
-
-    def comparable(auth_state: dict[str, Any]) -> str:
-        context = {
-            k: v for k, v in (auth_state.get(AUTH_STATE_KEY) or {}).items() if k != "fetched"
-        }
-        return json.dumps({**auth_state, AUTH_STATE_KEY: context}, sort_keys=True, default=str)
-
-    return comparable(stored) == comparable(refreshed.get("auth_state") or {})
-
-
-def _context_age(auth_state: dict[str, Any] | None) -> float | None:
-    """Seconds since the stored launch context was loaded, if there is one."""
-    fetched = ((auth_state or {}).get(AUTH_STATE_KEY) or {}).get("fetched")
-    return time.time() - fetched if fetched else None
 
 
 def launch_context(auth_state: dict[str, Any] | None) -> LaunchContext | None:

@@ -359,14 +359,21 @@ class KeycloakDirectory:
                 self.role_prefix,
                 top_level.volume_name(global_raw["id"], global_raw["name"], global_raw.get("path")),
             )
+        admin = self.role_verdict(effective_roles, token_claims)
+        return LaunchContext(
+            user=UserContext.build(user, admin), groups=contexts, global_group=global_context
+        )
+
+    def role_verdict(
+        self, effective_roles: frozenset[str], token_claims: Mapping[str, Any]
+    ) -> bool:
+        """Whether the user is a hub admin; raises MissingRequiredRole when she lacks the
+        required role."""
         if self.required_role and not AdminRole.parse(self.required_role).held(
             effective_roles, token_claims
         ):
             raise MissingRequiredRole(self.required_role)
-        admin = self.admin_role.held(effective_roles, token_claims)
-        return LaunchContext(
-            user=UserContext.build(user, admin), groups=contexts, global_group=global_context
-        )
+        return self.admin_role.held(effective_roles, token_claims)
 
     async def save_env_presets(self, user_id: str, env: tuple[tuple[str, str], ...]) -> bool:
         """Store the user's environment variables as the ``predefinedEnvs`` attribute (PrimeHub's
