@@ -64,8 +64,9 @@ async def read_claim(api: Any, namespace: str, name: str) -> Any:
         return None
 
 
-async def settle_home_claim(spawner: Any) -> list[str]:
-    """Make the claim this start mounts the server's own; the warnings that say what changed.
+async def settle_home_claim(spawner: Any) -> tuple[list[str], Any]:
+    """Make the claim this start mounts the server's own; the warnings that say what changed, and
+    that claim as read (None when this start creates it).
 
     A claim named by the current template but annotated for another server is a 409 (e.g. a
     PrimeHub-era ``claim-john-2edoe`` of ``john.doe`` for the user ``john-2edoe``); one remembered
@@ -106,15 +107,21 @@ async def settle_home_claim(spawner: Any) -> list[str]:
         old = None if legacy == own else await read_claim(spawner.api, spawner.namespace, legacy)
         if old is not None and owner_of(old, per_server) not in (None, me):
             spawner.handle_legacy_names = False  # KubeSpawner would adopt another's claim
-    return warnings
+    return warnings, claim
 
 
-async def missing_claims(api: Any, namespace: str, names: Iterable[str]) -> set[str]:
-    """The claims among ``names`` that do not exist in ``namespace`` (read concurrently)."""
-
+async def read_claims(api: Any, namespace: str, names: Iterable[str]) -> dict[str, Any]:
+    """Each claim of ``names`` in ``namespace``, None for one that does not exist (read
+    concurrently)."""
     claims = list(dict.fromkeys(names))
     found = await asyncio.gather(*(read_claim(api, namespace, claim) for claim in claims))
-    return {claim for claim, read in zip(claims, found, strict=True) if read is None}
+    return dict(zip(claims, found, strict=True))
+
+
+def claim_uids(claims: dict[str, Any]) -> dict[str, str]:
+    """The UID of each claim that exists: a claim deleted and made again under its name is
+    another volume."""
+    return {name: claim.metadata.uid for name, claim in claims.items() if claim is not None}
 
 
 def drop_missing(pod: PodVolumes, missing: set[str]) -> list[str]:

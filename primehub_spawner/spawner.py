@@ -151,6 +151,9 @@ class PrimeHubSpawner(QuotaAdmission):
         # What each spawn starts from: the configured values, never the previous spawn's.
         self._configured = {name: copy.deepcopy(getattr(self, name)) for name in self._per_spawn}
         self._launch_warnings: list[str] = []
+        self.prepared_volumes: list[str] = []  # startup.prepared_key of each mount made the user's
+        self._claim_uids: dict[str, str] = {}
+        self._preparing: list[str] = []
 
     home_per_server = Bool(
         config=True,
@@ -393,9 +396,18 @@ class PrimeHubSpawner(QuotaAdmission):
         ours = [m for m in mounts[len(base["volume_mounts"]) :] if m["name"] not in memory]
         uid = self.uid if isinstance(self.uid, int) else 1000
         gid = self.gid if isinstance(self.gid, int) else 100
-        prepare = startup.prepare_container(
-            settings["image"], ours, uid, gid, sudo, self.image_pull_policy
+        todo, self._preparing = startup.still_to_prepare(
+            ours, volume_list, self._claim_uids, self.prepared_volumes, f"{uid}:{gid}"
         )
+        init_containers = list(base["init_containers"])
+        if todo or sudo:
+            init_containers.append(
+                _literal(
+                    startup.prepare_container(
+                        settings["image"], todo, uid, gid, sudo, self.image_pull_policy
+                    )
+                )
+            )
         if sudo:
             volume, mount = startup.sudo_volume()
             volume_list.append(volume)
@@ -404,7 +416,7 @@ class PrimeHubSpawner(QuotaAdmission):
             "environment": environment,
             "volumes": volume_list,
             "volume_mounts": mounts,
-            "init_containers": [*base["init_containers"], _literal(prepare)],
+            "init_containers": init_containers,
             "allow_privilege_escalation": True if sudo else base["allow_privilege_escalation"],
             "cmd": startup.start_command(base["cmd"], profiles=self.startup_profiles),
         }
@@ -417,11 +429,20 @@ class PrimeHubSpawner(QuotaAdmission):
     async def _check_claims(self, pod: volumes.PodVolumes) -> list[str]:
         """Leave out volumes whose claim does not exist (the pod would never start) and make sure
         the home claim is this server's own (``claims.settle_home_claim``); the warnings."""
-        missing, home = await asyncio.gather(
-            claims.missing_claims(self.api, self.namespace, pod.claims),
+        found, (warnings, home) = await asyncio.gather(
+            claims.read_claims(self.api, self.namespace, pod.claims),
             claims.settle_home_claim(self),
         )
-        return claims.drop_missing(pod, missing) + home
+        self._claim_uids = claims.claim_uids({**found, self.pvc_name: home})
+        missing = {name for name, claim in found.items() if claim is None}
+        return claims.drop_missing(pod, missing) + warnings
+
+    async def start(self) -> Any:
+        """KubeSpawner's start; once the server runs, its init container has prepared the mounts
+        it was given, and later launches skip them."""
+        url = await super().start()
+        self.prepared_volumes = startup.remember_prepared(self.prepared_volumes, self._preparing)
+        return url
 
     async def progress(self) -> Any:
         """KubeSpawner's progress (the pod's events), preceded by this launch's warnings."""
@@ -482,6 +503,8 @@ class PrimeHubSpawner(QuotaAdmission):
             state["primehub_launch_group"] = self.launch_group
         if self.launch_record:
             state[servers.STATE_KEY] = self.launch_record.to_dict()
+        if self.prepared_volumes:
+            state[PREPARED_STATE_KEY] = list(self.prepared_volumes)
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -490,6 +513,12 @@ class PrimeHubSpawner(QuotaAdmission):
         self.launch_record = LaunchRecord.from_dict(state.get(servers.STATE_KEY)) or (
             self.launch_record
         )
+        prepared = state.get(PREPARED_STATE_KEY)
+        if isinstance(prepared, list) and all(isinstance(key, str) for key in prepared):
+            self.prepared_volumes = prepared
+
+
+PREPARED_STATE_KEY = "primehub_prepared"
 
 
 class LinkDoesNotLaunch(Exception):

@@ -7,7 +7,10 @@ stay as the storage made them, often root-owned; PrimeHub started its pods as ro
 such mounts (``CHOWN_EXTRA``). Here a short init container does only that: as root with no
 capability but ``CHOWN``, it gives each mount the user may write to the
 notebook user, then exits. With sudo granted it also writes a sudoers rule for the notebook user
-into an emptyDir mounted at ``/etc/sudoers.d``.
+into an emptyDir mounted at ``/etc/sudoers.d``. A mount on a claim is prepared once: the server
+remembers which claims (by UID, so a claim made again under its name is prepared again) and
+subPaths it has given to which uid:gid, and a launch whose writable mounts all are so, without
+sudo, has no init container (:func:`still_to_prepare`) — a container less to start.
 
 The server's command is wrapped in a POSIX shell script (:func:`start_command`) that sources the
 launch group's start-up profiles — ``<group volume>/.primehub/profile``, then
@@ -98,6 +101,49 @@ if [ -n "$sudoers" ]; then
   printf '#%s ALL=(ALL) NOPASSWD:ALL\n' "${owner%%:*}" >"$sudoers" && chmod 0440 "$sudoers"
 fi
 """.strip()
+
+
+PREPARED_LIMIT = 64
+
+
+def prepared_key(
+    mount: Mapping[str, Any], volume: Mapping[str, Any], claim_uids: Mapping[str, str], owner: str
+) -> str | None:
+    """What a chown of ``mount`` for ``owner`` (``uid:gid``) leaves done for later launches: None
+    unless the volume is an existing claim (a hostPath or NFS directory has no identity to
+    remember it by, and is prepared at every launch)."""
+    claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+    uid = claim_uids.get(claim) if claim else None
+    return f"{owner} {uid} {mount.get('subPath', '')}" if uid else None
+
+
+def still_to_prepare(
+    mounts: Iterable[Mapping[str, Any]],
+    volumes: Iterable[Mapping[str, Any]],
+    claim_uids: Mapping[str, str],
+    prepared: Iterable[str],
+    owner: str,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The writable ``mounts`` an init container must still give to ``owner``, and the keys
+    (:func:`prepared_key`) of those it prepares that later launches may skip."""
+    by_name = {volume["name"]: volume for volume in volumes}
+    done = set(prepared)
+    todo, keys = [], []
+    for mount in mounts:
+        if mount.get("readOnly"):
+            continue
+        key = prepared_key(mount, by_name.get(mount["name"], {}), claim_uids, owner)
+        if key is None or key not in done:
+            todo.append(dict(mount))
+            if key is not None:
+                keys.append(key)
+    return todo, keys
+
+
+def remember_prepared(prepared: Iterable[str], keys: Iterable[str]) -> list[str]:
+    """``prepared`` with ``keys`` added, the newest last, at most ``PREPARED_LIMIT``."""
+    new = list(dict.fromkeys(keys))
+    return ([key for key in prepared if key not in new] + new)[-PREPARED_LIMIT:]
 
 
 def prepare_container(

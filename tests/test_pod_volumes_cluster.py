@@ -399,3 +399,61 @@ async def test_every_mount_she_may_write_is_writable_by_the_notebook_user(
     await eventually(lambda: _exists(home / "sudo.txt"), timeout=30)
     assert (home / "sudo.txt").read_text().strip() == "none"  # PH Users grants no sudo
     assert pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+OWNERS_PROBE = """
+cd /home/jovyan
+for path in /home/jovyan /project/ml-team; do
+  if touch "$path/.written-by-the-notebook-user" 2>/dev/null; then state=writable; else state=denied; fi
+  echo "$path $state $(stat -c %u:%g "$path")"
+done > owners.tmp
+mv owners.tmp owners.txt
+"""
+
+
+def _prepared_paths(pod: dict) -> list[str] | None:
+    """The paths the pod's init container gives the notebook user; None without one."""
+    found = [c for c in pod["spec"].get("initContainers") or () if c["name"] == "primehub-prepare"]
+    return found[0]["args"][2:] if found else None
+
+
+@pytest.mark.reliability("isolation")
+async def test_a_claim_is_given_to_the_notebook_user_once_and_again_when_made_anew(
+    hub_factory, kube, namespace, test_ground
+):
+    """The init container that chowns writable mounts runs only until each claim (by UID, and
+    subPath) has been prepared by a launch that started; a claim deleted and made again under its
+    name is another volume and is prepared again."""
+    await make_claim(kube, namespace, "project-ml-team")
+    hub = hub_factory(cmd=PROBING)
+    await log_in(hub, "alice")
+    home, launched = None, []
+    for _ in range(3):
+        pod = await run_probe(hub, kube, namespace, "alice", "", OWNERS_PROBE, group="ml-team")
+        launched.append(_prepared_paths(pod))
+        home = home or await claim_dir(kube, test_ground, namespace, "claim-alice")
+        written = home / "owners.txt"
+        await eventually(lambda written=written: _exists(written), timeout=30)
+        owners = written.read_text().split()
+        written.unlink()
+        assert owners == [
+            *("/home/jovyan", "writable", "1000:100"),
+            *("/project/ml-team", "writable", "1000:100"),
+        ], owners
+        await stop(hub, kube, namespace, "alice")
+    # the home claim is created by the first start, so its UID is known from the second on
+    assert launched == [["/home/jovyan", "/project/ml-team"], ["/home/jovyan"], None], launched
+
+    claim = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/project-ml-team"
+    await kube.delete(claim)
+
+    async def deleted():
+        return await kube.get_or_none(claim) is None
+
+    await eventually(deleted, timeout=30, what="project-ml-team deleted")
+    await make_claim(kube, namespace, "project-ml-team")
+    pod = await run_probe(hub, kube, namespace, "alice", "", OWNERS_PROBE, group="ml-team")
+    assert _prepared_paths(pod) == ["/project/ml-team"]
+    await eventually(lambda: _exists(home / "owners.txt"), timeout=30)
+    owners = (home / "owners.txt").read_text().split()
+    assert owners[3:] == ["/project/ml-team", "writable", "1000:100"], owners

@@ -166,3 +166,67 @@ def test_the_prepare_script_chowns_and_writes_the_sudoers_rule(tmp_path):
     assert "missing could not be made writable" in done.stderr
     assert sudoers.read_text() == "#0 ALL=(ALL) NOPASSWD:ALL\n"
     assert oct(sudoers.stat().st_mode & 0o777) == "0o440"
+
+
+HOME = {"name": "volume-home", "mountPath": "/home/jovyan"}
+GROUP = {"name": "project", "mountPath": "/project/ml-team"}
+PHFS = {"name": "phfs", "mountPath": "/phfs", "subPath": "groups/ml-team"}
+NFS = {"name": "corpus", "mountPath": "/datasets/corpus"}
+READ_ONLY = {"name": "dataset-a", "mountPath": "/datasets/a", "readOnly": True}
+VOLUMES = [
+    {"name": "volume-home", "persistentVolumeClaim": {"claimName": "claim-alice"}},
+    {"name": "project", "persistentVolumeClaim": {"claimName": "project-ml-team"}},
+    {"name": "phfs", "persistentVolumeClaim": {"claimName": "primehub-store"}},
+    {"name": "corpus", "nfs": {"server": "nfs.local", "path": "/corpus"}},
+    {"name": "dataset-a", "persistentVolumeClaim": {"claimName": "dataset-a"}},
+]
+UIDS = {"claim-alice": "u-home", "project-ml-team": "u-project", "primehub-store": "u-store"}
+MOUNTS = [HOME, GROUP, PHFS, NFS, READ_ONLY]
+
+
+def test_a_first_launch_prepares_every_writable_mount_and_remembers_the_claims():
+    todo, keys = startup.still_to_prepare(MOUNTS, VOLUMES, UIDS, [], "1000:100")
+    assert todo == [HOME, GROUP, PHFS, NFS]
+    assert keys == [
+        "1000:100 u-home ",
+        "1000:100 u-project ",
+        "1000:100 u-store groups/ml-team",
+    ]
+
+
+@pytest.mark.parametrize(
+    "uids, prepared, owner, expected",
+    [
+        (
+            UIDS,
+            ["1000:100 u-home ", "1000:100 u-project ", "1000:100 u-store groups/ml-team"],
+            "1000:100",
+            [NFS],
+        ),  # a host or NFS directory has no identity: every launch
+        (
+            {**UIDS, "project-ml-team": "u-new"},
+            ["1000:100 u-project "],
+            "1000:100",
+            [HOME, GROUP, PHFS, NFS],
+        ),  # the claim was made again under its name
+        (
+            UIDS,
+            ["1000:100 u-store groups/other"],
+            "1000:100",
+            [HOME, GROUP, PHFS, NFS],
+        ),  # another subPath of the claim
+        (UIDS, ["1000:100 u-home "], "1001:100", [HOME, GROUP, PHFS, NFS]),  # another owner
+        ({}, ["1000:100 u-home "], "1000:100", [HOME, GROUP, PHFS, NFS]),  # claim not read
+    ],
+)
+def test_only_mounts_not_yet_given_to_the_owner_are_prepared(uids, prepared, owner, expected):
+    todo, _ = startup.still_to_prepare(MOUNTS, VOLUMES, uids, prepared, owner)
+    assert todo == expected
+
+
+def test_the_remembered_mounts_are_bounded_and_the_newest_kept():
+    prepared = [f"k{index}" for index in range(startup.PREPARED_LIMIT)]
+    merged = startup.remember_prepared(prepared, ["k3", "new"])
+    assert len(merged) == startup.PREPARED_LIMIT
+    assert merged[-2:] == ["k3", "new"] and "k0" not in merged and merged.count("k3") == 1
+    assert startup.remember_prepared(["a"], []) == ["a"]
