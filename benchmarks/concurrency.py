@@ -13,7 +13,7 @@ from collections import Counter
 import httpx
 
 from .spawn_overhead import plain_config
-from .stack import Stack, api, log_in, percentile, stop_server, table, wait_ready
+from .stack import Stack, Target, api, log_in, percentile, stop_server, table, wait_ready
 
 USERS = int(os.environ.get("BENCH_USERS", "100"))
 LAG_PROBE = '''
@@ -185,4 +185,19 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str]:
         f"in {primehub['all_running']:.1f} s (KubeSpawner {baseline['all_running']:.1f} s); hub loop lag "
         f"p99 {lag_p99:.0f} ms, {fresh_p99:.0f} ms with a fresh context (KubeSpawner {base_p99:.0f} ms)"
     )
-    return report, key
+    targets = [
+        Target(
+            f"hub event-loop lag p99, {users} simultaneous REST spawns, default settings",
+            "≤ 100 ms, and ≤ 1.5 × plain KubeSpawner's",
+            f"{lag_p99:.0f} ms vs {base_p99:.0f} ms: {lag_p99 / base_p99:.1f} × "
+            f"({fresh_p99:.0f} ms with a fresh context)",
+            lag_p99 <= 100 and lag_p99 <= 1.5 * base_p99,
+        ),
+        Target(
+            f"{users} simultaneous spawns, quota 90: clean answers",
+            "201/202 or a 400 naming the quota; never a 500 or a half-made pod",
+            f"{primehub['accepted']} running, {primehub['statuses'].get(400, 0)} × 400",
+            clean,
+        ),
+    ]
+    return report, key, targets

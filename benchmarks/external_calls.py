@@ -14,7 +14,7 @@ import httpx
 from devstack.hub import HubProcess, oauth_login
 from devstack.keycloak import RequestCounter
 
-from .stack import Stack, api, table, wait_ready
+from .stack import Stack, Target, api, table, wait_ready
 
 HUB_CLIENT = (
     "OpenAPI-Generator"  # kubernetes_asyncio's user agent: the hub's calls, not the kubelet's
@@ -101,6 +101,7 @@ async def run(stack: Stack) -> tuple[str, str]:
             assert page.status_code == 200 and "primehub-group" in page.text, page.text[:300]
             admin, oidc, kube = await counters.read()
             figures[f"view {label}"] = admin
+            figures[f"view all {label}"] = admin + oidc
             rows.append(_row(f"spawn-page view ({label})", admin, oidc, kube, "0 admin"))
             for user in (first, second):  # the first spawn also warms the spawner's reflectors
                 await counters.start()
@@ -111,6 +112,7 @@ async def run(stack: Stack) -> tuple[str, str]:
                 await wait_ready(http, hub, user)
                 admin, oidc, kube = await counters.read()
             figures[f"spawn {label}"] = admin
+            figures[f"spawn all {label}"] = admin + oidc
             figures[f"lists {label}"] = sum(
                 n for call, n in kube.items() if call.startswith(("list ", "watch "))
             )
@@ -147,4 +149,18 @@ async def run(stack: Stack) -> tuple[str, str]:
         f"context ({figures['spawn default']} with the default refresh before spawn); Kubernetes "
         f"list/watch per spawn after warm-up {figures['lists default']}"
     )
-    return report, key
+    targets = [
+        Target(
+            "Keycloak requests per spawn, default settings (token, userinfo, admin)",
+            "≤ 2",
+            str(figures["spawn all default"]),
+            figures["spawn all default"] <= 2,
+        ),
+        Target(
+            "Keycloak requests per spawn-page view",
+            "0",
+            str(figures["view all default"]),
+            figures["view all default"] == 0,
+        ),
+    ]
+    return report, key, targets

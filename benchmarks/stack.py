@@ -28,7 +28,7 @@ from devstack.kubeapi import Credentials, KubeAPI
 from devstack.manifests import install_crds
 from devstack.realms import Realm, add_user, demo_realm
 
-CROWD = 1000  # generated users crowd0000…, all in group "crowd"
+CROWD = 10_000  # generated users crowd0000…crowd9999, all in group "crowd"
 SERVER_CMD = [sys.executable, "-m", "http.server", "8888"]  # the same small server for every hub
 BENCH_TYPE = {
     "apiVersion": "primehub.io/v1alpha1",
@@ -55,6 +55,16 @@ NODES = {
         },
     ]
 }
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 20's targets as a benchmark measured it; ``met`` None: reported, no bound."""
+
+    measure: str
+    target: str
+    figure: str
+    met: bool | None
 
 
 def percentile(values: Iterable[float], fraction: float) -> float:

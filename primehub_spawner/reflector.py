@@ -3,7 +3,9 @@
 KubeSpawner's own ResourceReflector does the listing and watching (list once, watch from the list's
 resourceVersion, relist after errors or 410 Gone, back off, restart watches periodically); here it
 is pointed at CustomObjectsApi. Reading the catalog then costs no API call. Each CR is parsed once
-per resourceVersion; one that cannot be parsed is logged once and left out.
+per resourceVersion; one that cannot be parsed is logged once and left out. The catalog is built
+once per change of what the watches hold, not at every spawn and form view (it is shared, and
+read-only).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from kubespawner.reflector import NamespacedResourceReflector
-from traitlets import Unicode
+from traitlets import Unicode, validate
 
 from .catalog import GROUP, VERSION, Catalog, CatalogError, Dataset, Image, InstanceType
 
@@ -41,6 +43,13 @@ class CustomResourceReflector(NamespacedResourceReflector):
         self.api = _BoundApi(method)
         self.on_failure = self._watch_again
 
+    changes = 0  # bumped by every change to ``resources`` (a relist or a watch event)
+
+    @validate("resources")
+    def _counted(self, proposal: Any) -> _CountedDict:
+        self.changes += 1
+        return _CountedDict(proposal["value"], self)
+
     def _watch_again(self) -> None:
         """KubeSpawner's reflector gives up after about 50 s of failures (for pods it then halts
         the hub); a catalog must not stay stale for good, so its watch starts over."""
@@ -48,6 +57,26 @@ class CustomResourceReflector(NamespacedResourceReflector):
             return
         log.error("The %s watch gave up after repeated failures; starting it over", self.kind)
         self.watch_task = asyncio.ensure_future(self._watch_and_update())
+
+
+class _CountedDict(dict):  # type: ignore[type-arg]
+    """The reflector's resources; each change bumps its ``changes``."""
+
+    def __init__(self, items: Mapping[str, Any], owner: CustomResourceReflector) -> None:
+        super().__init__(items)
+        self._owner = owner
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._owner.changes += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._owner.changes += 1
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._owner.changes += 1
+        return super().pop(key, *default)
 
 
 class _BoundApi:
@@ -68,6 +97,7 @@ class CatalogCache:
             kind: CustomResourceReflector(kind=kind, namespace=namespace) for kind in KINDS
         }
         self._parsed: dict[tuple[str, str], tuple[str, Any]] = {}
+        self._built: tuple[tuple[int, ...], Catalog] | None = None
 
     @classmethod
     async def shared(cls, namespace: str) -> CatalogCache:
@@ -96,7 +126,16 @@ class CatalogCache:
 
     def snapshot(self) -> Catalog:
         """The current catalog; malformed resources are left out (and logged once per version)."""
+        changes = tuple(self.reflectors[kind].changes for kind in KINDS)
+        if self._built is not None and self._built[0] == changes:
+            return self._built[1]
+        catalog = self._build()
+        self._built = (changes, catalog)
+        return catalog
+
+    def _build(self) -> Catalog:
         parsed: dict[str, dict[str, Any]] = {}
+        kept: dict[tuple[str, str], tuple[str, Any]] = {}  # a deleted resource's model goes
         for kind, parse in KINDS.items():
             models = parsed[kind] = {}
             for key, resource in list(self.reflectors[kind].resources.items()):
@@ -108,9 +147,11 @@ class CatalogCache:
                     except CatalogError as error:
                         log.warning("Skipping %s %s: %s", kind, key, error)
                         model = None
-                    cached = self._parsed[(kind, key)] = (version, model)
+                    cached = (version, model)
+                kept[(kind, key)] = cached
                 if cached[1] is not None:
                     models[cached[1].name] = cached[1]
+        self._parsed = kept
         return Catalog(
             instance_types=parsed["instancetypes"],
             images=parsed["images"],

@@ -137,6 +137,7 @@ async def test_the_cache_follows_create_update_delete_within_a_second(kube, cach
         return "cpu-8" not in cache.snapshot().instance_types
 
     await eventually(gone, timeout=1.0, what="deleted")
+    assert cache.snapshot() is cache.snapshot()  # built once per change, not per request
     offer = resolve(
         offer_context(["it:cpu-2", "img:pytorch", "ds:mnist"], ["it:cpu-1", "ds:docs"]),
         "ml-team",
