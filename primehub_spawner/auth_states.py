@@ -11,6 +11,24 @@ AUTH_STATE_KEY = "primehub"
 MEMBERSHIP_KEY = "primehub_membership"  # groups and roles from userinfo when the context was read
 
 
+def slimmed(auth_state: dict[str, Any], userinfo_key: str) -> dict[str, Any]:
+    """``auth_state`` with each token once and without the userinfo it was built from.
+
+    OAuthenticator stores every token twice (at the top and in ``token_response``) and the whole
+    userinfo: about half of a user's encrypted auth state, which JupyterHub holds in memory with
+    the user and rewrites with every update of the user's row. Kept: the access token in
+    ``token_response`` (where OAuthenticator's refresh reads it), the refresh token and ID token
+    at the top (read by the refresh and the logout), the scopes, and of the userinfo what
+    :func:`membership` took from it."""
+    response = dict(auth_state.get("token_response") or {})
+    for key in ("refresh_token", "id_token"):
+        response.pop(key, None)
+    return {
+        **{k: v for k, v in auth_state.items() if k not in ("access_token", userinfo_key)},
+        "token_response": response,
+    }
+
+
 def membership(
     userinfo: dict[str, Any], groups_claim: str, roles_claim: str
 ) -> dict[str, list[str]] | None:

@@ -428,6 +428,13 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         return self._directory
 
     async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
+        auth_model = await self._with_launch_context(auth_model)
+        auth_model["auth_state"] = auth_states.slimmed(
+            auth_model["auth_state"], self.user_auth_state_key
+        )
+        return auth_model
+
+    async def _with_launch_context(self, auth_model: dict[str, Any]) -> dict[str, Any]:
         auth_state = auth_model["auth_state"]
         userinfo = auth_state[self.user_auth_state_key]
         user_id = userinfo["sub"]

@@ -118,12 +118,14 @@ def revoke_group_share(db: Any, orm_spawner: Any, key: str) -> bool:
     one."""
     share = group_share(db, orm_spawner, key)
     role = orm.Role.find(db, _role_name(orm_spawner))
+    if share is None and role is None:
+        return False  # no commit: every start and stop of an unshared server comes here
     if role is not None:
         db.delete(role)
     if share is not None:
         db.delete(share)
     db.commit()
-    return share is not None or role is not None
+    return True
 
 
 def reconcile_roles(db: Any) -> list[str]:

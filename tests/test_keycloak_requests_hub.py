@@ -99,3 +99,26 @@ async def test_unchanged_groups_keep_attributes_only_for_the_refresh_interval(
     assert status in (201, 202), body
     admin, _ = await asyncio.to_thread(requests, counter)
     assert admin == 3, "attributes older than the interval are read again"
+
+
+async def test_a_spawn_after_the_access_token_expired_renews_it_and_keeps_each_token_once(
+    hub_factory, realm_factory
+):
+    """The refresh token (kept once, at the top of the auth state) renews an expired access token
+    (kept once, in ``token_response``, where OAuthenticator's refresh reads it)."""
+    realm = realm_factory.variant()
+    realm["accessTokenLifespan"] = 3
+    hub = hub_factory(realm)
+    await log_in(hub, "alice")
+    _, model = await asyncio.to_thread(hub.api, "GET", "users/alice")
+    before = model["auth_state"]
+    await asyncio.sleep(5)
+    status, body = await spawn(hub, "late", "ml-team", "cpu-1")
+    assert status in (201, 202), body
+    _, model = await asyncio.to_thread(hub.api, "GET", "users/alice")
+    after = model["auth_state"]
+    renewed = after["token_response"]["access_token"]
+    assert renewed != before["token_response"]["access_token"]
+    assert "access_token" not in after and "oauth_user" not in after
+    assert after["refresh_token"] and after["id_token"]
+    assert "Refreshing oauth access token for alice" in hub.full_log()

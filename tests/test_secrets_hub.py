@@ -27,16 +27,21 @@ async def test_tokens_and_the_client_secret_appear_in_no_log_or_page(hub_factory
     auth_state = hub.api("GET", "users/alice")[1]["auth_state"]
     secrets = {
         "client secret": DEMO_CLIENT_SECRET,
-        "access token": auth_state["access_token"],
+        "access token": auth_state["token_response"]["access_token"],
         "refresh token": auth_state["refresh_token"],
         "id token": auth_state["id_token"],
     }
+    stored = json.dumps(auth_state)
+    assert all(
+        stored.count(value) == 1 for value in secrets.values() if value != DEMO_CLIENT_SECRET
+    )
+    assert "access_token" not in auth_state and "oauth_user" not in auth_state  # kept once, below
     hub_log = (hub.directory / "jupyterhub.log").read_text()
     for what, value in secrets.items():
         assert value and value not in hub_log, f"{what} in the hub's log"
         assert all(value not in page for page in pages), f"{what} in a page"
     database = (hub.directory / "jupyterhub.sqlite").read_bytes()
-    assert auth_state["access_token"].encode() not in database  # encrypted at rest
+    assert auth_state["token_response"]["access_token"].encode() not in database  # encrypted
     assert b"ml-team" in database  # (the groups are in the clear, as JupyterHub keeps them)
 
 
