@@ -27,6 +27,7 @@ from .form_scale import _samples, context, raw_resources
 from .stack import Stack, Target, median, table
 
 SIZES = (500, 2500, 5000)
+_KIND = {"instancetypes": "InstanceType", "images": "Image", "datasets": "Dataset"}
 
 
 async def _fill(stack: Stack, namespace: str, resources: int) -> None:
@@ -49,9 +50,6 @@ async def _fill(stack: Stack, namespace: str, resources: int) -> None:
                 for body in bodies
             )
         )
-
-
-_KIND = {"instancetypes": "InstanceType", "images": "Image", "datasets": "Dataset"}
 
 
 async def _measure(namespace: str, resources: int) -> dict[str, float]:

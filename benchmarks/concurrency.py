@@ -107,7 +107,7 @@ async def _primehub_burst(stack: Stack, label: str, names: list[str], body: dict
     return result, pod
 
 
-async def run(stack: Stack, users: int = USERS) -> tuple[str, str]:
+async def run(stack: Stack, users: int = USERS) -> tuple[str, str, list[Target]]:
     names = [f"crowd{i:04}" for i in range(users)]
     body = {
         "user_options": {"group": "crowd", "instance_type": "crowd-1", "image": "base-notebook"}

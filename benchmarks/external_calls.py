@@ -68,7 +68,7 @@ def _row(what: str, admin: int, oidc: int, kube: Counter[str], target: str) -> l
     return [what, admin, oidc, lists, others, target]
 
 
-async def run(stack: Stack) -> tuple[str, str]:
+async def run(stack: Stack) -> tuple[str, str, list[Target]]:
     counters = Counters(stack)
     rows: list[list[object]] = []
     figures: dict[str, int] = {}

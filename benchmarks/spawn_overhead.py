@@ -114,7 +114,7 @@ def paired_ratio(
     ratios = [t / p for t, p in zip(times, plain, strict=True)]
     chooser = random.Random(len(ratios))
     medians = sorted(median(chooser.choices(ratios, k=len(ratios))) for _ in range(resamples))
-    return median(ratios), medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+    return median(ratios), percentile(medians, 0.025), percentile(medians, 0.975)
 
 
 def _paired(figure: tuple[float, float, float]) -> str:
@@ -158,7 +158,7 @@ async def _spawn(http: httpx.AsyncClient, hub: Any, body: dict[str, Any]) -> flo
     return time.perf_counter() - started
 
 
-async def run(stack: Stack, rounds: int = ROUNDS) -> tuple[str, str]:
+async def run(stack: Stack, rounds: int = ROUNDS) -> tuple[str, str, list[Target]]:
     hubs: dict[str, tuple[Any, dict[str, Any]]] = {}
     body = {"user_options": OPTIONS}
     async with httpx.AsyncClient(timeout=120) as http:
