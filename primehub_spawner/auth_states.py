@@ -11,7 +11,9 @@ AUTH_STATE_KEY = "primehub"
 MEMBERSHIP_KEY = "primehub_membership"  # groups and roles from userinfo when the context was read
 
 
-def slimmed(auth_state: dict[str, Any], userinfo_key: str) -> dict[str, Any]:
+def slimmed(
+    auth_state: dict[str, Any], userinfo_key: str, stored: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``auth_state`` with each token once and without the userinfo it was built from.
 
     OAuthenticator stores every token twice (at the top and in ``token_response``) and the whole
@@ -19,14 +21,19 @@ def slimmed(auth_state: dict[str, Any], userinfo_key: str) -> dict[str, Any]:
     the user and rewrites with every update of the user's row. Kept: the access token in
     ``token_response`` (where OAuthenticator's refresh reads it), the refresh token and ID token
     at the top (read by the refresh and the logout), the scopes, and of the userinfo what
-    :func:`membership` took from it."""
+    :func:`membership` took from it.
+
+    A refresh that reused the ``stored`` access token was built from the stored, slimmed
+    ``token_response``: it has no refresh or ID token of its own, and keeps the stored ones."""
     response = dict(auth_state.get("token_response") or {})
     for key in ("refresh_token", "id_token"):
         response.pop(key, None)
-    return {
-        **{k: v for k, v in auth_state.items() if k not in ("access_token", userinfo_key)},
-        "token_response": response,
-    }
+    kept = {k: v for k, v in auth_state.items() if k not in ("access_token", userinfo_key)}
+    previous = stored or {}
+    for key in ("refresh_token", "id_token"):
+        if not kept.get(key) and previous.get(key):
+            kept[key] = previous[key]
+    return {**kept, "token_response": response}
 
 
 def membership(

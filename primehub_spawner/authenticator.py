@@ -430,7 +430,9 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
         auth_model = await self._with_launch_context(auth_model)
         auth_model["auth_state"] = auth_states.slimmed(
-            auth_model["auth_state"], self.user_auth_state_key
+            auth_model["auth_state"],
+            self.user_auth_state_key,
+            self._refreshing.get(auth_model["name"]),
         )
         return auth_model
 

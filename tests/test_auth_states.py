@@ -44,3 +44,38 @@ def test_a_state_without_a_token_response_gets_an_empty_one():
         "refresh_token": "R",
         "token_response": {},
     }
+
+
+def refreshed_by_oauthenticator(token_response: dict, userinfo: dict) -> dict:
+    """OAuthenticator's build_auth_state_dict: the tokens at the top copied from the response."""
+    return {
+        "access_token": token_response["access_token"],
+        "refresh_token": token_response.get("refresh_token", ""),
+        "id_token": token_response.get("id_token", ""),
+        "scope": ["openid", "profile"],
+        "token_response": token_response,
+        "oauth_user": userinfo,
+    }
+
+
+def test_a_refresh_with_the_stored_access_token_keeps_the_stored_refresh_and_id_tokens():
+    stored = auth_states.slimmed(OAUTHENTICATOR_STATE, "oauth_user")
+    refreshed = refreshed_by_oauthenticator(
+        stored["token_response"], OAUTHENTICATOR_STATE["oauth_user"]
+    )
+    slim = auth_states.slimmed(refreshed, "oauth_user", stored)
+    assert slim["refresh_token"] == TOKENS["refresh_token"]
+    assert slim["id_token"] == TOKENS["id_token"]
+    assert slim["token_response"] == stored["token_response"]
+
+
+def test_tokens_renewed_by_a_refresh_replace_the_stored_ones():
+    stored = auth_states.slimmed(OAUTHENTICATOR_STATE, "oauth_user")
+    renewed = {"access_token": "a2", "refresh_token": "r2", "id_token": "i2", "expires_in": 300}
+    slim = auth_states.slimmed(
+        refreshed_by_oauthenticator(renewed, OAUTHENTICATOR_STATE["oauth_user"]),
+        "oauth_user",
+        stored,
+    )
+    assert (slim["refresh_token"], slim["id_token"]) == ("r2", "i2")
+    assert slim["token_response"] == {"access_token": "a2", "expires_in": 300}

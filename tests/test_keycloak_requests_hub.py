@@ -105,14 +105,21 @@ async def test_a_spawn_after_the_access_token_expired_renews_it_and_keeps_each_t
     hub_factory, realm_factory
 ):
     """The refresh token (kept once, at the top of the auth state) renews an expired access token
-    (kept once, in ``token_response``, where OAuthenticator's refresh reads it)."""
+    (kept once, in ``token_response``, where OAuthenticator's refresh reads it) — also after
+    refreshes that reused the access token while it was valid."""
     realm = realm_factory.variant()
-    realm["accessTokenLifespan"] = 3
+    realm["accessTokenLifespan"] = 10
     hub = hub_factory(realm)
     await log_in(hub, "alice")
+    issued = asyncio.get_running_loop().time()
     _, model = await asyncio.to_thread(hub.api, "GET", "users/alice")
     before = model["auth_state"]
-    await asyncio.sleep(5)
+    status, body = await spawn(hub, "early", "ml-team", "cpu-1")  # the access token still valid
+    assert status in (201, 202), body
+    assert "Refreshing oauth access token" not in hub.full_log()
+    _, model = await asyncio.to_thread(hub.api, "GET", "users/alice")
+    assert model["auth_state"] == before  # the stored refresh and ID tokens kept
+    await asyncio.sleep(max(0.0, issued + 12 - asyncio.get_running_loop().time()))
     status, body = await spawn(hub, "late", "ml-team", "cpu-1")
     assert status in (201, 202), body
     _, model = await asyncio.to_thread(hub.api, "GET", "users/alice")
