@@ -11,13 +11,13 @@ from jupyterhub.spawner import SpawnException
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLogoutHandler
 from tornado import web
-from tornado.httpclient import HTTPClientError
-from traitlets import Float, Unicode, default
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import Float, Integer, Unicode, default
 
 from . import auth_states
 from .auth_states import AUTH_STATE_KEY, MEMBERSHIP_KEY
 from .context import GroupContext, LaunchContext
-from .environment import env_float, env_str
+from .environment import env_float, env_int, env_str
 from .keycloak import IdentityServiceError, KeycloakDirectory, MissingRequiredRole
 
 
@@ -198,6 +198,25 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     @default("admin_api_timeout")
     def _admin_api_timeout_default(self) -> float:
         return env_float("KEYCLOAK_ADMIN_API_TIMEOUT", 10.0)
+
+    oidc_max_concurrent_requests = Integer(
+        min=1,
+        config=True,
+        help="""How many token and userinfo requests to Keycloak may be in flight at once (tornado's
+        ``max_clients`` of the authenticator's own HTTP client). Tornado's shared client allows
+        10: in a burst of spawns, each waiting for its pre-spawn userinfo, the rest would queue and
+        the spawns trickle in over seconds, their database work overlapping on the hub's event
+        loop. From ``$PRIMEHUB_OIDC_MAX_CONCURRENT_REQUESTS``; default 100, JupyterHub's
+        ``concurrent_spawn_limit``.""",
+    )
+
+    @default("oidc_max_concurrent_requests")
+    def _oidc_max_concurrent_requests_default(self) -> int:
+        return env_int("PRIMEHUB_OIDC_MAX_CONCURRENT_REQUESTS", 100)
+
+    @default("http_client")
+    def _http_client_default(self) -> AsyncHTTPClient:
+        return AsyncHTTPClient(force_instance=True, max_clients=self.oidc_max_concurrent_requests)
 
     launch_context_max_age = Float(
         config=True,

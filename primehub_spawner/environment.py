@@ -26,6 +26,16 @@ def env_float(name: str, default: float) -> float:
         raise ValueError(f"${name}={value!r} is not a number") from None
 
 
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"${name}={value!r} is not a whole number") from None
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = env_str(name).strip().lower()
     if not value:

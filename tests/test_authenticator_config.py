@@ -1,6 +1,12 @@
 """PrimeHubAuthenticator's configuration: traits, environment defaults and derived endpoints."""
 
+import asyncio
+import contextlib
+
 import pytest
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 from traitlets.config import Config
 
 from primehub_spawner import PrimeHubAuthenticator
@@ -137,3 +143,37 @@ def test_end_session_url():
         "https://id/realms/r/protocol/openid-connect/logout?client_id=jupyterhub&"
         "post_logout_redirect_uri=http%3A%2F%2Fhub%2Fhub%2Flogin&id_token_hint=ID.TOKEN"
     )
+
+
+@pytest.mark.parametrize(
+    ("config", "at_once"), [({}, 30), ({"oidc_max_concurrent_requests": 5}, 5)]
+)
+async def test_oidc_requests_are_not_queued_behind_tornados_ten(config, at_once):
+    """30 userinfo requests at once (a burst of spawns) are all in flight together, up to the
+    limit: tornado's shared client would hold all but 10 back. The server answers once
+    ``at_once`` requests are waiting (or after 10 s)."""
+    in_flight, most = 0, 0
+    filled = asyncio.Event()
+
+    class Held(web.RequestHandler):
+        async def get(self) -> None:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            if in_flight >= at_once:
+                filled.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(filled.wait(), 10)
+            in_flight -= 1
+            self.finish("{}")
+
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(web.Application([(r"/userinfo", Held)]))
+    server.add_sockets(sockets)
+    url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/userinfo"
+    try:
+        client = PrimeHubAuthenticator(config=Config({"PrimeHubAuthenticator": config})).http_client
+        await asyncio.gather(*(client.fetch(url) for _ in range(30)))
+    finally:
+        server.stop()
+    assert most == at_once

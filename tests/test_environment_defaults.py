@@ -44,6 +44,14 @@ CASES = [
         "https://hub/bye",
         "",
     ),
+    (
+        PrimeHubAuthenticator,
+        "oidc_max_concurrent_requests",
+        "PRIMEHUB_OIDC_MAX_CONCURRENT_REQUESTS",
+        "20",
+        20,
+        100,
+    ),
     (PrimeHubSpawner, "home_capacity", "PRIMEHUB_HOME_CAPACITY", "20Gi", "20Gi", "1Gi"),
     (PrimeHubSpawner, "phfs_claim", "PRIMEHUB_PHFS_CLAIM", "store", "store", "primehub-store"),
     (
@@ -104,6 +112,12 @@ async def test_environment_then_configuration(
     params(
         [
             (PrimeHubAuthenticator, "group_cache_ttl", "PRIMEHUB_GROUP_CACHE_TTL", "five"),
+            (
+                PrimeHubAuthenticator,
+                "oidc_max_concurrent_requests",
+                "PRIMEHUB_OIDC_MAX_CONCURRENT_REQUESTS",
+                "2.5",
+            ),
             (
                 PrimeHubSpawner,
                 "scheduling_replaces_defaults",
