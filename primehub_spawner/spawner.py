@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import weakref
 from typing import Any, ClassVar
 
 from jupyterhub.spawner import SpawnException
@@ -154,6 +155,21 @@ class PrimeHubSpawner(QuotaAdmission):
         self.prepared_volumes: list[str] = []  # startup.prepared_key of each mount made the user's
         self._claim_uids: dict[str, str] = {}
         self._preparing: list[str] = []
+
+    _handler_ref: weakref.ref[Any] | None = None
+
+    @property
+    def handler(self) -> Any:
+        """The request handler JupyterHub last gave this spawner, while that request lives.
+
+        JupyterHub's spawn page sets ``spawner.handler`` and never clears it, so each user who
+        once opened the page would keep that request (its headers, cookies and handler) in the
+        hub's memory for good; a weak reference lets it go when the request ends."""
+        return self._handler_ref() if self._handler_ref is not None else None
+
+    @handler.setter
+    def handler(self, handler: Any) -> None:
+        self._handler_ref = weakref.ref(handler) if handler is not None else None
 
     home_per_server = Bool(
         config=True,
