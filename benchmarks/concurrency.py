@@ -172,10 +172,11 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str, list[Target]]
             f"yes). Event-loop lag p99 {lag_p99:.0f} ms by default and {fresh_p99:.0f} ms with a fresh "
             f"launch context (target ≤ 100 ms), against {base_p99:.0f} ms for plain KubeSpawner under "
             "the same burst. The default differs from a fresh launch context by the check before "
-            "each spawn — a userinfo per request on the hub's loop (the admin API only when the "
-            "user's groups or roles changed) — all arriving at once, on a 2-core machine that also "
-            "runs the API server, etcd, Keycloak and the 100 notebook servers starting; where the "
-            "rest of the lag goes is not profiled here.",
+            "each spawn — a userinfo per request (the admin API only when the user's groups or "
+            "roles changed) — all arriving at once, on a 2-core machine that also runs the API "
+            "server, etcd, Keycloak and the 100 notebook servers starting. The authenticator's "
+            "own HTTP client lets all of them be in flight at once (tornado's shared one queued "
+            "them 10 at a time, spreading the spawns' database work over seconds).",
         ]
     )
     key = (

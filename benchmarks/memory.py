@@ -116,10 +116,11 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str, list[Target]]
             "",
             f"Per logged-in user the PrimeHub hub holds {ours:.1f} KiB, plain JupyterHub "
             f"{plain_per_user:.1f} KiB: {ratio:.2f} × (target ≤ 2 ×). What PrimeHub adds per user is "
-            "the encrypted auth state (tokens and launch context) that JupyterHub keeps with the "
-            "user's database row, and JupyterHub's scope caches, which still grow past 1,000 of "
-            "PrimeHub's users (tracemalloc); the launch contexts are not cached in the hub's "
-            "memory, and the group roles are cached per group.",
+            "mostly the encrypted auth state (tokens and launch context) that JupyterHub keeps with "
+            "the user's database row, and JupyterHub's scope caches for the requests of a login "
+            "that ends on the spawn page; the spawn page's request handler, which JupyterHub keeps "
+            "in spawner.handler, is held only weakly; the launch contexts are not cached in the "
+            "hub's memory, and the group roles are cached per group.",
         ]
     )
     key = (

@@ -30,7 +30,7 @@ from .stack import (
     wait_ready,
 )
 
-ROUNDS = int(os.environ.get("BENCH_SPAWN_ROUNDS", "30"))
+ROUNDS = int(os.environ.get("BENCH_SPAWN_ROUNDS", "60"))
 OPTIONS = {"group": "ml-team", "instance_type": "cpu-2", "image": "base-notebook"}
 DEFAULT = "PrimeHubSpawner, refresh before spawn (default)"
 FRESH = "PrimeHubSpawner, launch_context_max_age=600"
