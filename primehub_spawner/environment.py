@@ -4,6 +4,8 @@ counts as unset; a value that does not parse is an error naming the variable."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
@@ -17,23 +19,21 @@ def env_str(*names: str, default: str = "") -> str:
 
 
 def env_float(name: str, default: float) -> float:
-    value = env_str(name)
-    if not value:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"${name}={value!r} is not a number") from None
+    return _env_number(name, default, float, "a number")
 
 
 def env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int, "a whole number")
+
+
+def _env_number(name: str, default: Any, parse: Callable[[str], Any], what: str) -> Any:
     value = env_str(name)
     if not value:
         return default
     try:
-        return int(value)
+        return parse(value)
     except ValueError:
-        raise ValueError(f"${name}={value!r} is not a whole number") from None
+        raise ValueError(f"${name}={value!r} is not {what}") from None
 
 
 def env_bool(name: str, default: bool) -> bool:

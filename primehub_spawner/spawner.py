@@ -14,9 +14,10 @@ from traitlets import Bool, Integer, Unicode, default
 
 from . import claims, compose, culling, form, groups_api, servers, sharing, startup, volumes
 from .admission import QuotaAdmission
-from .authenticator import LaunchWithoutRequiredRole, PrimeHubAuthenticator, launch_context
+from .authenticator import PrimeHubAuthenticator, launch_context
 from .context import LaunchContext, env_presets_value
 from .environment import env_bool, env_str
+from .identity_errors import LaunchWithoutRequiredRole
 from .options import OptionError, decide, parse_user_options
 from .outages import outage_is_503
 from .quota import gpu_resource_names
