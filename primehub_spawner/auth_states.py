@@ -26,11 +26,10 @@ def slimmed(
     A refresh that reused the ``stored`` access token was built from the stored, slimmed
     ``token_response``: it has no refresh or ID token of its own, and keeps the stored ones."""
     response = dict(auth_state.get("token_response") or {})
-    for key in ("refresh_token", "id_token"):
-        response.pop(key, None)
     kept = {k: v for k, v in auth_state.items() if k not in ("access_token", userinfo_key)}
     previous = stored or {}
     for key in ("refresh_token", "id_token"):
+        response.pop(key, None)
         if not kept.get(key) and previous.get(key):
             kept[key] = previous[key]
     return {**kept, "token_response": response}

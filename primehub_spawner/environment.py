@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
+Number = TypeVar("Number", int, float)
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -26,7 +27,7 @@ def env_int(name: str, default: int) -> int:
     return _env_number(name, default, int, "a whole number")
 
 
-def _env_number(name: str, default: Any, parse: Callable[[str], Any], what: str) -> Any:
+def _env_number(name: str, default: Number, parse: Callable[[str], Number], what: str) -> Number:
     value = env_str(name)
     if not value:
         return default
