@@ -42,15 +42,17 @@ if [ -n "${PRIMEHUB_HUB_AUTH_CACHE_MAX_AGE:-}" ]; then
 fi
 if [ -n "$config" ]; then
   config_dir="${TMPDIR:-/tmp}/primehub-jupyter-config"
-  mkdir -p "$config_dir" && printf '{%s}\n' "$config" >"$config_dir/jupyter_server_config.json"
-  cp "$config_dir/jupyter_server_config.json" "$config_dir/jupyter_notebook_config.json"
+  mkdir -p "$config_dir"
+  for file in jupyter_server_config.json jupyter_notebook_config.json; do
+    printf '{%s}\n' "$config" >"$config_dir/$file"
+  done
   export JUPYTER_CONFIG_PATH="$config_dir${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
 fi
 """
 
 PROFILES = r"""
 errors="${HOME:-/home/jovyan}/primehub-profile-errors.log"
-rm -f "$errors" 2>/dev/null
+if [ -e "$errors" ] || [ -h "$errors" ]; then rm -f "$errors" 2>/dev/null; fi
 group_dir="${PRIMEHUB_GROUP_VOLUME_PATH:-}"
 if [ "${PRIMEHUB_SAFE_MODE_ENABLED:-}" = true ]; then
   echo "primehub: safe mode, start-up profiles skipped" >&2
@@ -68,7 +70,7 @@ elif [ -n "$group_dir" ]; then
         tail -n 20 "$output"; echo; } >>"$errors" 2>/dev/null
     fi
   done
-  rm -f "$output"
+  if [ -e "$output" ]; then rm -f "$output"; fi
 fi
 """
 

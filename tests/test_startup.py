@@ -128,6 +128,30 @@ def test_the_servers_hub_auth_cache_is_configured(tmp_path, variables, expected)
     assert json.loads((tmp_path / directory / "jupyter_server_config.json").read_text()) == expected
 
 
+def test_a_start_runs_no_program_but_mkdir_before_the_server(tmp_path):
+    """Each program the script runs is a fork and an exec before the server starts; with no
+    profiles and no errors to remove, the shell's built-ins do all but the config directory."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "mkdir").symlink_to("/bin/mkdir")
+    environ = {
+        "PATH": str(tools),
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "PRIMEHUB_USER": "alice",
+        "PRIMEHUB_GROUP_VOLUME_PATH": str(tmp_path / "no-group-volume"),
+        "PRIMEHUB_KERNEL_IDLE_TIMEOUT": "600",
+    }
+    command = startup.start_command(["/bin/true"])
+    done = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=10)
+    assert (done.returncode, done.stderr) == (0, "")
+    written = [
+        json.loads((tmp_path / "primehub-jupyter-config" / name).read_text())
+        for name in ("jupyter_server_config.json", "jupyter_notebook_config.json")
+    ]
+    assert written[0] == written[1] and "MappingKernelManager" in written[0]
+
+
 def test_without_settings_no_server_configuration_is_written(tmp_path):
     _, env, _, _ = run(tmp_path)
     assert "primehub-jupyter-config" not in env.get("JUPYTER_CONFIG_PATH", "")
