@@ -161,7 +161,7 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str, list[Target]]
             table(
                 [
                     "",
-                    "PrimeHubSpawner (default: refresh before spawn)",
+                    "PrimeHubSpawner (default: refresh at every spawn)",
                     "PrimeHubSpawner, launch_context_max_age=600",
                     "KubeSpawner, same pod, no quota",
                 ],

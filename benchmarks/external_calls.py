@@ -136,7 +136,7 @@ async def run(stack: Stack) -> tuple[str, str, list[Target]]:
             ),
             "",
             '"Other Keycloak calls" are OIDC: the login page, token, userinfo and the service '
-            "account's token. The default pre-spawn refresh asks for userinfo, whose groups and "
+            "account's token. The default refresh at every spawn asks for userinfo, whose groups and "
             "roles claims show a group or role removed in Keycloak at the next spawn; the admin API "
             "is read only when they changed or the stored attributes are older than "
             "`attribute_refresh_interval`. With `launch_context_max_age` a context loaded that "
@@ -146,7 +146,7 @@ async def run(stack: Stack) -> tuple[str, str, list[Target]]:
     key = (
         f"external calls: Keycloak admin calls per login {figures['login default']}, per spawn-page view "
         f"{figures['view default']}, per spawn {figures['spawn launch_context_max_age=600']} with a fresh "
-        f"context ({figures['spawn default']} with the default refresh before spawn); Kubernetes "
+        f"context ({figures['spawn default']} with the default refresh at every spawn); Kubernetes "
         f"list/watch per spawn after warm-up {figures['lists default']}"
     )
     targets = [

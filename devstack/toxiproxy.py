@@ -104,6 +104,10 @@ class Proxy:
         """Delay every answer by ``seconds``."""
         return self.add_toxic("latency", latency=int(seconds * 1000))
 
+    def remove_toxic(self, name: str) -> None:
+        """Remove the toxic ``name``; data a latency toxic holds goes through at once."""
+        self.server.call("DELETE", f"/proxies/{self.name}/toxics/{name}")
+
     def replace(self) -> None:
         """The same proxy made anew, enabled and without toxics: every connection cut, then new
         ones served at once. (Removing a latency toxic waits for the data it holds, which a

@@ -10,12 +10,12 @@ import jwt
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLogoutHandler
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Bool, Float, Integer, Unicode, default
 
-from . import auth_states
+from . import auth_states, spawn_refresh
 from .auth_states import AUTH_STATE_KEY, MEMBERSHIP_KEY
 from .context import GroupContext, LaunchContext
-from .environment import env_float, env_int, env_str
+from .environment import env_bool, env_float, env_int, env_str
 from .identity_errors import (
     IdentityServiceUnavailable,
     LaunchWithoutRequiredRole,
@@ -190,9 +190,9 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
 
     launch_context_max_age = Float(
         config=True,
-        help="""Seconds a launch context counts as fresh: a refresh (including JupyterHub's forced
-        one before every spawn, ``refresh_pre_spawn``) within this time after the last load makes no
-        call to Keycloak. 0 (the default) checks before every spawn (a userinfo; the admin API
+        help="""Seconds a launch context counts as fresh: a refresh (including the forced one at
+        every spawn, :attr:`refresh_alongside_spawn`) within this time after the last load makes
+        no call to Keycloak. 0 (the default) checks at every spawn (a userinfo; the admin API
         only when groups or roles changed, see :attr:`groups_claim`), so a group or role removed
         in Keycloak is gone at the next spawn; a positive value saves that userinfo at the price
         of that delay. From ``$PRIMEHUB_LAUNCH_CONTEXT_MAX_AGE``.""",
@@ -202,10 +202,32 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
     def _launch_context_max_age_default(self) -> float:
         return env_float("PRIMEHUB_LAUNCH_CONTEXT_MAX_AGE", 0.0)
 
+    refresh_alongside_spawn = Bool(
+        config=True,
+        help="""Make the refresh before a spawn (a userinfo, see :attr:`launch_context_max_age`)
+        alongside the spawn's own preparation instead of before it: the spawner checks the options
+        and reads the volume claims meanwhile, creates nothing before the refresh has answered,
+        and checks the launch again when the refresh changed the user's groups, roles or
+        attributes — so a group or role removed in Keycloak still counts at the next spawn, and
+        the round trip no longer adds to the spawn time. With it (the default) JupyterHub's own
+        ``refresh_pre_spawn``, which runs before everything else, defaults to False; with a
+        spawner that cannot prepare a launch meanwhile the refresh is awaited before the spawn
+        goes on. False: ``refresh_pre_spawn`` as in OAuthenticator. From
+        ``$PRIMEHUB_REFRESH_ALONGSIDE_SPAWN``.""",
+    )
+
+    @default("refresh_alongside_spawn")
+    def _refresh_alongside_spawn_default(self) -> bool:
+        return env_bool("PRIMEHUB_REFRESH_ALONGSIDE_SPAWN", True)
+
+    @default("refresh_pre_spawn")
+    def _refresh_pre_spawn_default(self) -> bool:
+        return self.enable_auth_state and not self.refresh_alongside_spawn
+
     refused_launch_refresh_interval = Float(
         config=True,
         help="""Seconds after a refused launch (HTTP 400: bad options, over quota) during which a
-        refresh of that user — JupyterHub's forced one before every spawn included — reuses the
+        refresh of that user — the forced one at every spawn included — reuses the
         stored launch context instead of calling Keycloak. A loop of refused launches then costs
         Keycloak one refresh (a token refresh, a userinfo and three admin calls) per interval, not
         one per request; a launch corrected within the interval is checked against groups and
@@ -221,7 +243,7 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         config=True,
         help="""The userinfo claim with the user's group paths (Keycloak's *Group Membership*
         mapper, full paths, added to userinfo). With it and :attr:`roles_claim`, a refresh — the
-        one before every spawn included — asks Keycloak only for userinfo (and a token when the
+        one at every spawn included — asks Keycloak only for userinfo (and a token when the
         access token has expired) and reads the admin API only when her groups or roles changed,
         or when the stored attributes are older than :attr:`attribute_refresh_interval`. Without
         these claims every refresh reads the admin API (three calls). From
@@ -395,6 +417,28 @@ class PrimeHubAuthenticator(GenericOAuthenticator):
         context may hold groups and roles Keycloak has taken away since, so no launch may use it
         (JupyterHub lets an admin's launch for someone else go ahead without a refresh)."""
         return username in self._expired_contexts
+
+    def launch_state(self, user: Any) -> tuple[Any, ...]:
+        """What a launch of ``user`` is checked against, comparable: her stored auth state (as
+        encrypted, so no decryption), whether it expired in an outage, the required role she
+        lacks. A refresh that changes none of them leaves a launch prepared before it valid."""
+        name = user.name
+        return (
+            user.encrypted_auth_state,
+            name in self._expired_contexts,
+            name in self._lacking_role,
+        )
+
+    async def pre_spawn_start(self, user: Any, spawner: Any) -> None:
+        """Start the refresh before the spawn (:attr:`refresh_alongside_spawn`): the spawner
+        takes it if it can prepare the launch meanwhile; otherwise it is awaited here."""
+        handler = spawner.handler
+        if not (self.refresh_alongside_spawn and self.enable_auth_state) or handler is None:
+            return
+        refresh = spawn_refresh.begin(handler, user)
+        take = getattr(spawner, "take_spawn_refresh", None)
+        if take is None or not take(refresh):
+            await spawn_refresh.confirmed(refresh, user.name)
 
     @property
     def directory(self) -> KeycloakDirectory:

@@ -12,21 +12,28 @@ from jupyterhub.spawner import SpawnException
 from jupyterhub.utils import url_path_join
 from traitlets import Bool, Integer, Unicode, default
 
-from . import claims, compose, culling, form, groups_api, servers, sharing, startup, volumes
-from .admission import QuotaAdmission
+from . import (
+    claims,
+    compose,
+    culling,
+    form,
+    groups_api,
+    servers,
+    sharing,
+    spawn_refresh,
+    startup,
+    volumes,
+)
 from .authenticator import PrimeHubAuthenticator, launch_context
-from .context import LaunchContext, env_presets_value
+from .context import LaunchContext
 from .environment import env_bool, env_str
-from .identity_errors import LaunchWithoutRequiredRole
-from .options import OptionError, decide, parse_user_options
-from .outages import outage_is_503
+from .options import OptionError
+from .preparation import NO_CONTEXT, LaunchPreparation
 from .quota import gpu_resource_names
-from .reflector import CatalogCache
 from .servers import LaunchRecord
-from .user_profile import ENV_PRESETS
 
 
-class PrimeHubSpawner(QuotaAdmission):
+class PrimeHubSpawner(LaunchPreparation):
     """Launch a notebook server in one of the user's Keycloak groups.
 
     Every request — the form, ``POST /hub/api/users/{name}/server[s/{server}]`` with
@@ -156,6 +163,7 @@ class PrimeHubSpawner(QuotaAdmission):
         self.prepared_volumes: list[str] = []  # startup.prepared_key of each mount made the user's
         self._claim_uids: dict[str, str] = {}
         self._preparing: list[str] = []
+        self._spawn_refresh: asyncio.Future[Any] | None = None
 
     _handler_ref: weakref.ref[Any] | None = None
 
@@ -205,28 +213,6 @@ class PrimeHubSpawner(QuotaAdmission):
     def _options_from_form_default(self) -> Any:
         return form.options_from_form
 
-    async def _launch_context(self) -> LaunchContext | None:
-        """From the user's login; for a user who never logged in, straight from Keycloak. None of
-        it when Keycloak has been unreachable for longer than the grace period."""
-        primehub = isinstance(self.authenticator, PrimeHubAuthenticator)
-        if primehub and self.authenticator.launch_context_expired(self.user.name):
-            raise SpawnException(
-                f"The identity service has been unavailable for too long to launch for "
-                f"{self.user.name}: their groups and roles may have changed. Please try again "
-                "later.",
-                reason="identity_unavailable",
-                status_code=503,
-            )
-        missing_role = (
-            self.authenticator.required_role_missing(self.user.name) if primehub else None
-        )
-        if missing_role:
-            raise LaunchWithoutRequiredRole(self.user.name, missing_role)
-        context = launch_context(await self.user.get_auth_state())
-        if context is None and primehub:
-            context = await self.authenticator.launch_context_of(self.user.name)
-        return context
-
     async def _form_inputs(self) -> tuple[LaunchContext, Any, Any] | None:
         """The user's launch context, the catalog and current usage, for the form or a part of it."""
         context = await self._launch_context()
@@ -237,7 +223,7 @@ class PrimeHubSpawner(QuotaAdmission):
     async def render_options_form(self) -> str:
         inputs = await self._form_inputs()
         if inputs is None:
-            return f'<p class="alert alert-danger">{_NO_CONTEXT}</p>'
+            return f'<p class="alert alert-danger">{NO_CONTEXT}</p>'
         viewer = getattr(getattr(self, "handler", None), "current_user", None)
         for_user = self.user.name if viewer is not None and viewer.name != self.user.name else None
         # A launch link's presets hold until the next launch (JupyterHub may render the form twice).
@@ -291,26 +277,20 @@ class PrimeHubSpawner(QuotaAdmission):
         """Options were checked and applied by ``apply_user_options``; KubeSpawner's profiles are unused."""
 
     async def _check_and_apply(self, user_options: dict[str, Any]) -> None:
-        context = await self._launch_context()
-        if context is None:
-            raise SpawnException(_NO_CONTEXT, reason="auth", status_code=403)
+        refresh, self._spawn_refresh = self._spawn_refresh, None
         try:
-            request = parse_user_options(user_options)
-            with outage_is_503("checking the launch"):
-                catalog = (await CatalogCache.shared(self.namespace)).snapshot()
-            choice = decide(request, context, catalog, last_group=self.launch_group)
-            pod = volumes.compose_volumes(
-                choice, context, self._volume_settings(), request.safe_mode
-            )
-            compose.check_user_environment(choice, pod.env_sources, self._configured["environment"])
-            saves_presets = "env" in (user_options or {}) and request.env != context.user.envs
-            if saves_presets:
-                self._check_presets_fit(request.env)
+            if refresh is None:
+                launch = await self._prepare_launch(user_options)
+            else:
+                launch = await spawn_refresh.prepared_alongside(
+                    refresh,
+                    self.user.name,
+                    lambda: self._prepare_launch(user_options),
+                    lambda: self.authenticator.launch_state(self.user),
+                )
         except OptionError as error:
             raise self._refusal(error) from None
-        with outage_is_503("checking the launch"):
-            self._launch_warnings = list(pod.warnings) + await self._check_claims(pod)
-            await self._start_watching_pods()
+        context, request, catalog, choice, pod, saves_presets = launch
         try:
             # check and reserve with no await in between
             self._admit(choice, gpu_resource_names(catalog.instance_types.values()))
@@ -443,20 +423,13 @@ class PrimeHubSpawner(QuotaAdmission):
             phfs_claim=self.phfs_claim or None, gitsync_host_root=self.gitsync_host_root
         )
 
-    async def _check_claims(self, pod: volumes.PodVolumes) -> list[str]:
-        """Leave out volumes whose claim does not exist (the pod would never start) and make sure
-        the home claim is this server's own (``claims.settle_home_claim``); the warnings."""
-        found, (warnings, home) = await asyncio.gather(
-            claims.read_claims(self.api, self.namespace, pod.claims),
-            claims.settle_home_claim(self),
-        )
-        self._claim_uids = claims.claim_uids({**found, self.pvc_name: home})
-        missing = {name for name, claim in found.items() if claim is None}
-        return claims.drop_missing(pod, missing) + warnings
-
     async def start(self) -> Any:
-        """KubeSpawner's start; once the server runs, its init container has prepared the mounts
-        it was given, and later launches skip them."""
+        """KubeSpawner's start (after the spawn's refresh, when ``apply_user_options`` did not
+        wait for it); once the server runs, its init container has prepared the mounts it was
+        given, and later launches skip them."""
+        refresh, self._spawn_refresh = self._spawn_refresh, None
+        if refresh is not None:
+            await spawn_refresh.confirmed(refresh, self.user.name)
         url = await super().start()
         self.prepared_volumes = startup.remember_prepared(self.prepared_volumes, self._preparing)
         return url
@@ -467,19 +440,6 @@ class PrimeHubSpawner(QuotaAdmission):
             yield {"progress": 1, "message": f"Warning: {warning}"}
         async for event in super().progress():
             yield event
-
-    def _check_presets_fit(self, env: tuple[tuple[str, str], ...]) -> None:
-        """Refuse variables that Keycloak would not store as the user's presets (its limit on
-        ``predefinedEnvs``, from the realm's user profile), rather than lose them silently."""
-        directory = getattr(self.authenticator, "directory", None)
-        limit = directory.env_presets_limit() if directory is not None else None
-        size = len(env_presets_value(env))
-        if limit is not None and size > limit:
-            raise OptionError(
-                "env",
-                f"saved as your presets these variables take {size:,} characters; Keycloak keeps "
-                f"at most {limit:,} in the user attribute {ENV_PRESETS}",
-            )
 
     def _save_env_presets(self, user_id: str, env: tuple[tuple[str, str], ...]) -> None:
         """Save the env rows as the user's presets, in the background (never delays the spawn)."""
@@ -543,12 +503,6 @@ class LinkDoesNotLaunch(Exception):
 
     def __str__(self) -> str:
         return "A link can preselect server options but not start a server: check them and press Start."
-
-
-_NO_CONTEXT = (
-    "There is no PrimeHub launch context for this user: the login carries none and Keycloak "
-    "does not know the user name. Please log in again."
-)
 
 
 def _literal(value: Any) -> Any:

@@ -21,6 +21,7 @@ ENV = (
     "KEYCLOAK_CLIENT_SECRET",
     "OAUTH_CLIENT_SECRET",
     "KEYCLOAK_ROLE_PREFIX",
+    "PRIMEHUB_REFRESH_ALONGSIDE_SPAWN",
     "PRIMEHUB_GLOBAL_GROUP",
     "PRIMEHUB_ADMIN_ROLE",
 )
@@ -85,6 +86,18 @@ def clean_environment(monkeypatch):
             {"token_url": "http://config/realms/r/protocol/openid-connect/token"},
         ),
         ({}, {"token_url": "http://explicit/token"}, {"token_url": "http://explicit/token"}),
+        ({}, {}, {"refresh_alongside_spawn": True, "refresh_pre_spawn": False}),
+        (
+            {"PRIMEHUB_REFRESH_ALONGSIDE_SPAWN": "false"},
+            {},
+            {"refresh_alongside_spawn": False, "refresh_pre_spawn": True},
+        ),
+        (
+            {},
+            {"refresh_alongside_spawn": False, "enable_auth_state": False},
+            {"refresh_pre_spawn": False},
+        ),
+        ({}, {"refresh_pre_spawn": True}, {"refresh_alongside_spawn": True}),
     ],
     ids=[
         "defaults",
@@ -93,6 +106,10 @@ def clean_environment(monkeypatch):
         "oauth-client-id",
         "config-beats-environment",
         "explicit-url",
+        "refresh-alongside-spawn",
+        "refresh-before-spawn-from-environment",
+        "no-auth-state-no-refresh",
+        "both-refreshes",
     ],
 )
 def test_configuration_matrix(monkeypatch, environ, config, expected):
@@ -109,7 +126,7 @@ def test_login_defaults():
     assert authenticator.enable_pkce is True
     assert authenticator.manage_groups is True
     assert authenticator.enable_auth_state is True
-    assert authenticator.refresh_pre_spawn is True
+    assert authenticator.refresh_pre_spawn is False  # refresh_alongside_spawn instead
     assert authenticator.allow_all is True
     assert authenticator.scope == ["openid", "profile", "email"]
 
