@@ -113,13 +113,27 @@ def grant_group_share(db: Any, orm_spawner: Any, group: Any) -> None:
         raise
 
 
+def _share_or_role_exists(db: Any, orm_spawner: Any, key: str) -> bool:
+    """Whether the server has a share with group ``key`` or its access role, by two lookups of an
+    id: no ORM objects (loading a group loads its roles and every share with it), as every start
+    and stop of an unshared server asks."""
+    share = (
+        db.query(orm.Share.id)
+        .join(orm.Group, orm.Share.group_id == orm.Group.id)
+        .filter(orm.Share.spawner_id == orm_spawner.id, orm.Group.name == key)
+        .first()
+    )
+    role = db.query(orm.Role.id).filter_by(name=_role_name(orm_spawner)).first()
+    return share is not None or role is not None
+
+
 def revoke_group_share(db: Any, orm_spawner: Any, key: str) -> bool:
     """End the server's share with JupyterHub group ``key`` (share and role); whether there was
     one."""
+    if not _share_or_role_exists(db, orm_spawner, key):
+        return False  # no commit: every start and stop of an unshared server comes here
     share = group_share(db, orm_spawner, key)
     role = orm.Role.find(db, _role_name(orm_spawner))
-    if share is None and role is None:
-        return False  # no commit: every start and stop of an unshared server comes here
     if role is not None:
         db.delete(role)
     if share is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from jupyterhub import orm
+from sqlalchemy import event
 
 from primehub_spawner import sharing
 
@@ -56,6 +57,40 @@ def test_a_share_without_its_role_does_not_count(db):
     server = running_server(db, "alice", "team")
     orm.Share.grant(db, server, team)  # as JupyterHub's own API makes it
     assert not sharing.is_shared(db, server, "ml-team")
+
+
+@pytest.mark.parametrize("left", ["share", "role", "both"])
+def test_a_share_or_role_left_alone_is_revoked(db, left):
+    team = group(db, "ml-team")
+    server = running_server(db, "alice", "team")
+    if left in ("share", "both"):
+        orm.Share.grant(db, server, team)
+    if left in ("role", "both"):
+        db.add(orm.Role(name=f"primehub-share-{server.id}", scopes=["x"], groups=[team]))
+        db.commit()
+    assert sharing.revoke_group_share(db, server, "ml-team")
+    assert sharing.group_share(db, server, "ml-team") is None
+    assert orm.Role.find(db, f"primehub-share-{server.id}") is None
+
+
+def test_ending_no_share_costs_two_lookups(db):
+    """Every start and stop of a server ends its share with its launch group, mostly none: that
+    must not load the group (its roles, every share with it) on the hub's event loop."""
+    team = group(db, "ml-team")
+    for index in range(20):
+        other = running_server(db, f"user{index}", "")
+        orm.Share.grant(db, other, team)
+    server = running_server(db, "alice", "team")
+    statements = []
+    engine = db.get_bind()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert not sharing.revoke_group_share(db, server, "ml-team")
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    lookups = [s for s in statements if "FROM" in s]  # not the connection's ping (SELECT 1)
+    assert len(lookups) == 2, lookups
 
 
 def test_reconciling_deletes_roles_whose_share_or_server_is_gone(db):
