@@ -16,16 +16,23 @@ refresh gets the refresh-first order: the authenticator waits for it in ``pre_sp
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 from tornado import web
 
 Prepared = TypeVar("Prepared")
+log = logging.getLogger("JupyterHub")
 
 
 def begin(handler: Any, user: Any) -> asyncio.Future[Any]:
     """Start JupyterHub's forced refresh of ``user`` for the request ``handler`` serves."""
+    if not hasattr(handler, "_token_authenticated"):
+        # JupyterHub (6.1) sets it only when a token authenticated the request, and its
+        # refresh_auth reads it when a refresh fails: a cookie request's failed refresh would be
+        # an AttributeError instead of the 403 that asks for a new login.
+        handler._token_authenticated = False
     refresh = asyncio.ensure_future(handler.refresh_auth(user, force=True))
     refresh.add_done_callback(_retrieve)
     return refresh
@@ -39,8 +46,17 @@ def _retrieve(refresh: asyncio.Future[Any]) -> None:
 
 
 async def confirmed(refresh: asyncio.Future[Any], username: str) -> None:
-    """Wait for the refresh; a 403, in JupyterHub's words, when the user must log in again."""
-    if await refresh is None:
+    """Wait for the refresh; a 403, in JupyterHub's words, when the user must log in again. A
+    refresh that failed unexpectedly is a 500 saying so (JupyterHub would report any other
+    error of the spawn's preparation as invalid user options)."""
+    try:
+        refreshed = await refresh
+    except web.HTTPError:
+        raise
+    except Exception as error:
+        log.error("Refreshing the login of %s failed: %r", username, error)
+        raise web.HTTPError(500, f"refreshing the login of {username} failed") from error
+    if refreshed is None:
         raise web.HTTPError(403, f"auth has expired for {username}, login again")
 
 

@@ -163,7 +163,6 @@ class PrimeHubSpawner(LaunchPreparation):
         self.prepared_volumes: list[str] = []  # startup.prepared_key of each mount made the user's
         self._claim_uids: dict[str, str] = {}
         self._preparing: list[str] = []
-        self._spawn_refresh: asyncio.Future[Any] | None = None
 
     _handler_ref: weakref.ref[Any] | None = None
 

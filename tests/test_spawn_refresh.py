@@ -77,15 +77,21 @@ async def test_a_login_to_renew_is_a_403_whatever_the_launch(refuse_stale):
     assert raised.value.log_message == "auth has expired for alice, login again"
 
 
-async def test_a_failed_refresh_is_raised_and_an_abandoned_one_is_retrieved():
+async def test_a_refresh_that_failed_unexpectedly_is_a_500_saying_so():
     async def failing() -> None:
         raise OSError("Keycloak unreachable")
 
     launches = Launches()
-    with pytest.raises(OSError, match="unreachable"):
+    with pytest.raises(web.HTTPError) as raised:
         await spawn_refresh.prepared_alongside(
             asyncio.ensure_future(failing()), "alice", launches.prepare, lambda: "same"
         )
+    assert raised.value.status_code == 500
+    assert raised.value.log_message == "refreshing the login of alice failed"
+    assert isinstance(raised.value.__cause__, OSError)
+
+
+async def test_an_abandoned_refresh_is_retrieved():
     loop = asyncio.get_running_loop()
     unretrieved = []
     loop.set_exception_handler(lambda _, context: unretrieved.append(context))

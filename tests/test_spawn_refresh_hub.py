@@ -5,11 +5,12 @@ has, and what the refresh changed decides the launch (the refresh-first order's 
 from __future__ import annotations
 
 import asyncio
+import html
 
 import pytest
 
 from devstack.testing import eventually
-from tests.hub_stack import keycloak_admin, log_in, pods
+from tests.hub_stack import browser_session, keycloak_admin, log_in, pods, xsrf
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -70,3 +71,19 @@ async def test_a_group_joined_since_login_launches_at_once(hub_factory, kube, na
     assert status in (201, 202), answer
     assert [p["metadata"]["name"] for p in await pods(kube, namespace)] == ["jupyter-bob"]
     assert hub.api("GET", "users/bob")[1]["groups"] == ["ml-team", "phusers"]
+
+
+async def test_a_login_ended_in_keycloak_is_a_403_and_no_pod(hub_factory, kube, namespace):
+    """Her own launch from the form, after Keycloak ended her session: the refresh says she must
+    log in again, which is JupyterHub's 403 — and nothing is created meanwhile."""
+    hub = hub_factory()
+    async with browser_session(hub, "alice") as http:
+        page = (await http.get(f"{hub.url}/hub/spawn")).text
+        admin = keycloak_admin(hub.realm)
+        await asyncio.to_thread(admin.user_logout, admin.get_user_id("alice"))
+        fields = {"_xsrf": xsrf(page), "group": "ml-team", "instance_type": "cpu-1"}
+        response = await http.post(f"{hub.url}/hub/spawn", data=fields)
+    assert response.status_code == 403, response.text[-2000:]
+    assert "auth has expired for alice, login again" in html.unescape(response.text)
+    assert await pods(kube, namespace) == []
+    assert hub.api("GET", "users/alice")[1]["servers"] == {}
