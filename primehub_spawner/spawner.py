@@ -163,6 +163,8 @@ class PrimeHubSpawner(LaunchPreparation):
         self.prepared_volumes: list[str] = []  # startup.prepared_key of each mount made the user's
         self._claim_uids: dict[str, str] = {}
         self._preparing: list[str] = []
+        self._unidentified: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self._owner = ""
 
     _handler_ref: weakref.ref[Any] | None = None
 
@@ -392,9 +394,11 @@ class PrimeHubSpawner(LaunchPreparation):
         ours = [m for m in mounts[len(base["volume_mounts"]) :] if m["name"] not in memory]
         uid = self.uid if isinstance(self.uid, int) else 1000
         gid = self.gid if isinstance(self.gid, int) else 100
+        self._owner = f"{uid}:{gid}"
         todo, self._preparing = startup.still_to_prepare(
-            ours, volume_list, self._claim_uids, self.prepared_volumes, f"{uid}:{gid}"
+            ours, volume_list, self._claim_uids, self.prepared_volumes, self._owner
         )
+        self._unidentified = startup.unidentified_claims(todo, volume_list, self._claim_uids)
         init_containers = list(base["init_containers"])
         if todo or sudo:
             init_containers.append(
@@ -430,8 +434,24 @@ class PrimeHubSpawner(LaunchPreparation):
         if refresh is not None:
             await spawn_refresh.confirmed(refresh, self.user.name)
         url = await super().start()
-        self.prepared_volumes = startup.remember_prepared(self.prepared_volumes, self._preparing)
+        keys = self._preparing + await self._keys_of_created_claims()
+        self.prepared_volumes = startup.remember_prepared(self.prepared_volumes, keys)
         return url
+
+    async def _keys_of_created_claims(self) -> list[str]:
+        """The prepared keys of the claims this start created (the home claim), unknown when the
+        launch was checked: the server runs, so each is in use — Kubernetes keeps a claim in use
+        from deletion — and is the one its init container prepared. One read, at a first start."""
+        if not self._unidentified:
+            return []
+        names = [startup.claim_of(volume) or "" for _, volume in self._unidentified]
+        try:
+            uids = claims.claim_uids(await claims.read_claims(self.api, self.namespace, names))
+        except Exception as error:  # the next launch prepares them again
+            self.log.warning("%s: created claims not read: %s", self._log_name, error)
+            return []
+        keys = (startup.prepared_key(m, v, uids, self._owner) for m, v in self._unidentified)
+        return [key for key in keys if key]
 
     async def progress(self) -> Any:
         """KubeSpawner's progress (the pod's events), preceded by this launch's warnings."""

@@ -108,13 +108,18 @@ fi
 PREPARED_LIMIT = 64
 
 
+def claim_of(volume: Mapping[str, Any]) -> str | None:
+    """The name of the claim ``volume`` mounts, if it is one."""
+    return (volume.get("persistentVolumeClaim") or {}).get("claimName")
+
+
 def prepared_key(
     mount: Mapping[str, Any], volume: Mapping[str, Any], claim_uids: Mapping[str, str], owner: str
 ) -> str | None:
     """What a chown of ``mount`` for ``owner`` (``uid:gid``) leaves done for later launches: None
     unless the volume is an existing claim (a hostPath or NFS directory has no identity to
     remember it by, and is prepared at every launch)."""
-    claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+    claim = claim_of(volume)
     uid = claim_uids.get(claim) if claim else None
     return f"{owner} {uid} {mount.get('subPath', '')}" if uid else None
 
@@ -140,6 +145,21 @@ def still_to_prepare(
             if key is not None:
                 keys.append(key)
     return todo, keys
+
+
+def unidentified_claims(
+    mounts: Iterable[Mapping[str, Any]],
+    volumes: Iterable[Mapping[str, Any]],
+    claim_uids: Mapping[str, str],
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Of the ``mounts`` being prepared, those on a claim whose UID was not known when the launch
+    was checked (the home claim its start creates), each with its volume."""
+    by_name = {volume["name"]: volume for volume in volumes}
+    return [
+        (dict(mount), dict(by_name[mount["name"]]))
+        for mount in mounts
+        if claim_of(by_name.get(mount["name"], {})) not in (None, *claim_uids)
+    ]
 
 
 def remember_prepared(prepared: Iterable[str], keys: Iterable[str]) -> list[str]:

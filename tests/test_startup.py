@@ -218,6 +218,17 @@ def test_a_first_launch_prepares_every_writable_mount_and_remembers_the_claims()
     ]
 
 
+def test_the_claim_a_start_creates_is_identified_after_it():
+    uids = {k: v for k, v in UIDS.items() if k != "claim-alice"}  # the home claim: not there yet
+    todo, keys = startup.still_to_prepare(MOUNTS, VOLUMES, uids, [], "1000:100")
+    assert todo == [HOME, GROUP, PHFS, NFS] and "1000:100 u-home " not in keys
+    later = startup.unidentified_claims(todo, VOLUMES, uids)
+    assert later == [(HOME, VOLUMES[0])]  # not the NFS directory: it has no identity
+    mount, volume = later[0]
+    assert startup.prepared_key(mount, volume, UIDS, "1000:100") == "1000:100 u-home "
+    assert startup.unidentified_claims(todo, VOLUMES, UIDS) == []
+
+
 @pytest.mark.parametrize(
     "uids, prepared, owner, expected",
     [
