@@ -73,6 +73,7 @@ async def test_a_group_joined_since_login_launches_at_once(hub_factory, kube, na
     assert hub.api("GET", "users/bob")[1]["groups"] == ["ml-team", "phusers"]
 
 
+@pytest.mark.reliability("access")
 async def test_a_login_ended_in_keycloak_is_a_403_and_no_pod(hub_factory, kube, namespace):
     """Her own launch from the form, after Keycloak ended her session: the refresh says she must
     log in again, which is JupyterHub's 403 — and nothing is created meanwhile."""
