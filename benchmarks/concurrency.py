@@ -171,12 +171,13 @@ async def run(stack: Stack, users: int = USERS) -> tuple[str, str, list[Target]]
             f"All succeeded or were refused cleanly by the quota: {'yes' if clean else 'NO'} (target: "
             f"yes). Event-loop lag p99 {lag_p99:.0f} ms by default and {fresh_p99:.0f} ms with a fresh "
             f"launch context (target ≤ 100 ms), against {base_p99:.0f} ms for plain KubeSpawner under "
-            "the same burst. The default differs from a fresh launch context by the check before "
+            "the same burst. The default differs from a fresh launch context by the check at "
             "each spawn — a userinfo per request (the admin API only when the user's groups or "
             "roles changed) — all arriving at once, on a 2-core machine that also runs the API "
-            "server, etcd, Keycloak and the 100 notebook servers starting. The authenticator's "
-            "own HTTP client lets all of them be in flight at once (tornado's shared one queued "
-            "them 10 at a time, spreading the spawns' database work over seconds).",
+            "server, etcd, Keycloak and the 100 notebook servers starting. Each is made alongside "
+            "its spawn's preparation (refresh_alongside_spawn), and the authenticator's own HTTP "
+            "client lets all of them be in flight at once (tornado's shared one queued them 10 at "
+            "a time, spreading the spawns' database work over seconds).",
         ]
     )
     key = (
