@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from kubernetes.utils import parse_quantity
 
+from primehub_spawner.volumes import claim_of
+
 from .stack import (
     Stack,
     Target,
@@ -58,7 +60,7 @@ def plain_config(pod: dict[str, Any], namespace: str, home_capacity: str) -> str
     home = f"claim-{pod['metadata']['labels']['hub.jupyter.org/username']}"
     volumes = [
         {"name": v["name"], "persistentVolumeClaim": {"claimName": "claim-{username}"}}
-        if (v.get("persistentVolumeClaim") or {}).get("claimName") == home
+        if claim_of(v) == home
         else _literal(v)
         for v in spec.get("volumes", [])
     ]

@@ -19,7 +19,7 @@ from typing import Any
 from jupyterhub.spawner import SpawnException
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from .volumes import GROUP_VOLUME_PATH, PHFS_PATH, PodVolumes
+from .volumes import GROUP_VOLUME_PATH, PHFS_PATH, PodVolumes, claim_of
 
 SHARED_HOME_TEMPLATE = "claim-{username}"  # one home per user, every server mounts it
 PER_SERVER_HOME_TEMPLATE = "claim-{user_server}"  # claim-<user>, claim-<user>--<server>
@@ -137,11 +137,7 @@ def drop_missing(pod: PodVolumes, missing: set[str]) -> list[str]:
     for claim, what in list(pod.claims.items()):
         if claim not in missing:
             continue
-        dropped = {
-            v["name"]
-            for v in pod.volumes
-            if (v.get("persistentVolumeClaim") or {}).get("claimName") == claim
-        }
+        dropped = {v["name"] for v in pod.volumes if claim_of(v) == claim}
         paths = {m["mountPath"] for m in pod.mounts if m["name"] in dropped}
         pod.volumes = [v for v in pod.volumes if v["name"] not in dropped]
         pod.mounts = [m for m in pod.mounts if m["name"] not in dropped]

@@ -444,7 +444,7 @@ class PrimeHubSpawner(LaunchPreparation):
         from deletion — and is the one its init container prepared. One read, at a first start."""
         if not self._unidentified:
             return []
-        names = [startup.claim_of(volume) or "" for _, volume in self._unidentified]
+        names = [volumes.claim_of(volume) or "" for _, volume in self._unidentified]
         try:
             uids = claims.claim_uids(await claims.read_claims(self.api, self.namespace, names))
         except Exception as error:  # the next launch prepares them again

@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .volumes import claim_of
+
 INIT_CONTAINER = "primehub-prepare"
 SUDOERS_VOLUME = "primehub-sudoers"
 SUDOERS_DIR = "/etc/sudoers.d"
@@ -106,11 +108,6 @@ fi
 
 
 PREPARED_LIMIT = 64
-
-
-def claim_of(volume: Mapping[str, Any]) -> str | None:
-    """The name of the claim ``volume`` mounts, if it is one."""
-    return (volume.get("persistentVolumeClaim") or {}).get("claimName")
 
 
 def prepared_key(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,11 @@ class PodVolumes:
             mount["subPath"] = sub_path
         self.mounts.append(mount)
         return volume_name
+
+
+def claim_of(volume: Mapping[str, Any]) -> str | None:
+    """The name of the claim ``volume`` mounts, if it is one."""
+    return (volume.get("persistentVolumeClaim") or {}).get("claimName")
 
 
 def _claim(name: str, read_only: bool = False) -> dict[str, Any]:
