@@ -164,7 +164,6 @@ class PrimeHubSpawner(LaunchPreparation):
         self._claim_uids: dict[str, str] = {}
         self._preparing: list[str] = []
         self._unidentified: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        self._owner = ""
 
     _handler_ref: weakref.ref[Any] | None = None
 
@@ -392,11 +391,9 @@ class PrimeHubSpawner(LaunchPreparation):
         volume_list, mounts = list(settings["volumes"]), list(settings["volume_mounts"])
         memory = {v["name"] for v in volume_list if "emptyDir" in v}
         ours = [m for m in mounts[len(base["volume_mounts"]) :] if m["name"] not in memory]
-        uid = self.uid if isinstance(self.uid, int) else 1000
-        gid = self.gid if isinstance(self.gid, int) else 100
-        self._owner = f"{uid}:{gid}"
+        uid, gid = self._notebook_ids
         todo, self._preparing = startup.still_to_prepare(
-            ours, volume_list, self._claim_uids, self.prepared_volumes, self._owner
+            ours, volume_list, self._claim_uids, self.prepared_volumes, f"{uid}:{gid}"
         )
         self._unidentified = startup.unidentified_claims(todo, volume_list, self._claim_uids)
         init_containers = list(base["init_containers"])
@@ -420,6 +417,14 @@ class PrimeHubSpawner(LaunchPreparation):
             "allow_privilege_escalation": True if sudo else base["allow_privilege_escalation"],
             "cmd": startup.start_command(base["cmd"], profiles=self.startup_profiles),
         }
+
+    @property
+    def _notebook_ids(self) -> tuple[int, int]:
+        """The notebook user's uid and gid: ``uid`` and ``gid`` when numbers, else PrimeHub's."""
+        return (
+            self.uid if isinstance(self.uid, int) else 1000,
+            self.gid if isinstance(self.gid, int) else 100,
+        )
 
     def _volume_settings(self) -> volumes.VolumeSettings:
         return volumes.VolumeSettings(
@@ -450,7 +455,8 @@ class PrimeHubSpawner(LaunchPreparation):
         except Exception as error:  # the next launch prepares them again
             self.log.warning("%s: created claims not read: %s", self._log_name, error)
             return []
-        keys = (startup.prepared_key(m, v, uids, self._owner) for m, v in self._unidentified)
+        uid, gid = self._notebook_ids
+        keys = (startup.prepared_key(m, v, uids, f"{uid}:{gid}") for m, v in self._unidentified)
         return [key for key in keys if key]
 
     async def progress(self) -> Any:
