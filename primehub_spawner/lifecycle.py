@@ -16,7 +16,7 @@ from typing import Any
 from traitlets import Integer, default
 
 from . import culling, failures
-from .outages import OutageTolerantSpawner
+from .readiness import PodWatchingSpawner
 
 STOP_REASON_KEY = "primehub_stop_reason"
 
@@ -27,7 +27,7 @@ class _ContainerEnded(Exception):
         self.end = end
 
 
-class ServerLifecycle(OutageTolerantSpawner):
+class ServerLifecycle(PodWatchingSpawner):
     """KubeSpawner whose starts fail fast with the container's own words, and whose servers
     carry their idle timeout and the reason they last stopped."""
 

@@ -46,9 +46,12 @@ class CustomResourceReflector(NamespacedResourceReflector):
     changes = 0  # bumped by every change to ``resources`` (a relist or a watch event)
 
     @validate("resources")
-    def _counted(self, proposal: Any) -> _CountedDict:
+    def _counted(self, proposal: Any) -> ObservedDict:
         self.changes += 1
-        return _CountedDict(proposal["value"], self)
+        return ObservedDict(proposal["value"], self._count)
+
+    def _count(self, key: str) -> None:
+        self.changes += 1
 
     def _watch_again(self) -> None:
         """KubeSpawner's reflector gives up after about 50 s of failures (for pods it then halts
@@ -59,24 +62,25 @@ class CustomResourceReflector(NamespacedResourceReflector):
         self.watch_task = asyncio.ensure_future(self._watch_and_update())
 
 
-class _CountedDict(dict):  # type: ignore[type-arg]
-    """The reflector's resources; each change bumps its ``changes``."""
+class ObservedDict(dict):  # type: ignore[type-arg]
+    """A reflector's resources that call ``on_change`` with the key of each change."""
 
-    def __init__(self, items: Mapping[str, Any], owner: CustomResourceReflector) -> None:
+    def __init__(self, items: Mapping[str, Any], on_change: Callable[[str], None]) -> None:
         super().__init__(items)
-        self._owner = owner
+        self._on_change = on_change
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._owner.changes += 1
         super().__setitem__(key, value)
+        self._on_change(key)
 
     def __delitem__(self, key: str) -> None:
-        self._owner.changes += 1
         super().__delitem__(key)
+        self._on_change(key)
 
     def pop(self, key: str, *default: Any) -> Any:
-        self._owner.changes += 1
-        return super().pop(key, *default)
+        value = super().pop(key, *default)
+        self._on_change(key)
+        return value
 
 
 class _BoundApi:
