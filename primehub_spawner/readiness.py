@@ -1,25 +1,33 @@
-"""A started pod is noticed running as soon as the pod watch reports it.
+"""A started server is noticed as soon as its pod runs and its port takes connections.
 
 KubeSpawner waits for its pod with JupyterHub's ``exponential_backoff``: it looks in its pod
-reflector, sleeps a random time of up to 0.2 s, looks again, then up to 0.4 s, 0.8 s … 5 s. A pod
-that runs 150 ms after its creation is noticed up to 200 ms late, one that pulls its image for 10 s
-up to 5 s late: time the user spends at the spawn page after her server is there. Here the pod
-reflector wakes whoever waits on a pod whenever the watch changes that pod, and the spawner waits
-so once its pod is created; KubeSpawner's own wait then finds it running at its first look.
+reflector, sleeps a random time of up to 0.2 s, looks again, then up to 0.4 s, 0.8 s … 5 s.
+JupyterHub then waits for the server to answer HTTP the same way. A pod that runs 150 ms after its
+creation is noticed up to 200 ms late, one that pulls its image for 10 s up to 5 s late, and a
+server that listens 30 ms after its process started (or 3 s, after its imports) is found up to
+0.2 s (or about 3 s) late: time the user spends at the spawn page after her server is there.
 
-The wait changes how soon a running pod is noticed, never the outcome: a pod that ends, is being
-deleted or is not running within ``start_timeout`` is left to KubeSpawner's wait as before, and a
+Here the pod reflector wakes whoever waits on a pod whenever the watch changes that pod
+(:class:`WakingPodReflector`); once its pod is created the spawner waits so, then tries the
+server's port at short, growing intervals (10 ms to 250 ms). KubeSpawner's and JupyterHub's own
+checks then succeed at their first try.
+
+The waits change how soon a server is noticed, never the outcome: a pod that ends, is being
+deleted or is not running within ``start_timeout`` is left to KubeSpawner's wait as before; a
 container that ends while starting fails the start as soon as the watch reports it
-(:class:`~primehub_spawner.lifecycle.ServerLifecycle`).
+(:class:`~primehub_spawner.lifecycle.ServerLifecycle`); a server that takes no connection within
+``http_timeout`` fails it as JupyterHub's check would, with :class:`ServerNotListening`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from jupyterhub.spawner import SpawnException
 from kubespawner.spawner import PodReflector
 from traitlets import validate
 
@@ -27,6 +35,8 @@ from .outages import OutageTolerantSpawner
 from .reflector import ObservedDict
 
 ENDED_PHASES = ("Failed", "Succeeded")
+LISTEN_FIRST_PAUSE = 0.01
+LISTEN_MAX_PAUSE = 0.25
 
 
 class WakingPodReflector(PodReflector):
@@ -91,8 +101,36 @@ async def until_running(
             reflector.forget(key, change)
 
 
+async def accepts_connections(host: str, port: int, within: float) -> bool:
+    """Whether a TCP connection to ``host``:``port`` is accepted within ``within`` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+class ServerNotListening(SpawnException):
+    """The pod runs, but its server did not take connections within ``http_timeout``."""
+
+    def __init__(self, address: str, seconds: float) -> None:
+        super().__init__(
+            f"Your server's container is running but nothing answered at {address} within "
+            f"{seconds:g} seconds, so it was stopped. Please try again, or ask an administrator to "
+            "look at the image's command.",
+            reason="server_not_listening",
+            status_code=500,
+            log_message=f"the server's pod runs but {address} took no connection in {seconds:g} s",
+        )
+
+
 class PodWatchingSpawner(OutageTolerantSpawner):
-    """KubeSpawner that notices its pod running as soon as the watch reports it."""
+    """KubeSpawner that notices its pod running as soon as the watch reports it, and its server
+    listening within a few milliseconds of it doing so."""
 
     async def _start_reflector(
         self, kind: str, reflector_class: Any, *args: Any, **kwargs: Any
@@ -106,14 +144,51 @@ class PodWatchingSpawner(OutageTolerantSpawner):
         an ``after_pod_created_hook``, which KubeSpawner runs after the creation and before its
         own wait, and on which the pod may depend."""
         created = await super()._make_create_pod_request(pod, request_timeout)
-        reflector = self.pod_reflector
-        if (
-            created
-            and isinstance(reflector, WakingPodReflector)
-            and not (self.internal_ssl or self.services_enabled or self.after_pod_created_hook)
-        ):
+        if created and self._watches_its_pod():
             key = f"{self.namespace}/{self.pod_name}"
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.start_timeout):
-                    await until_running(reflector, key, self.is_pod_running)
+                    await until_running(self.pod_reflector, key, self.is_pod_running)
         return created
+
+    def _watches_its_pod(self) -> bool:
+        return isinstance(self.pod_reflector, WakingPodReflector) and not (
+            self.internal_ssl or self.services_enabled or self.after_pod_created_hook
+        )
+
+    async def start(self) -> Any:
+        """KubeSpawner's start, returning once the server takes connections, or its pod stops
+        running (which the hub then reports as before)."""
+        url = await super().start()
+        if isinstance(url, str) and self._watches_its_pod():
+            await self._until_listening(url)
+        return url
+
+    async def _until_listening(self, url: str) -> None:
+        """Try a connection to ``url``'s port after 10 ms, then each time half as long again, up to 250 ms,
+        and at each change of the pod (a container that ends is reported at once). JupyterHub's
+        own check, which follows, then answers at its first try: it waits a random time of up to
+        0.2 s, 0.4 s … 5 s between tries."""
+        address = urllib.parse.urlsplit(url)
+        if address.hostname is None or address.port is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.http_timeout
+        reflector = self.pod_reflector
+        key = f"{self.namespace}/{self.pod_name}"
+        pause = LISTEN_FIRST_PAUSE
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ServerNotListening(f"{address.hostname}:{address.port}", self.http_timeout)
+            if await accepts_connections(address.hostname, address.port, min(1.0, remaining)):
+                return
+            change = reflector.changed(key)
+            try:
+                if not self.is_pod_running(reflector.pods.get(key)):
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(change.wait(), min(pause, max(remaining, 0)))
+            finally:
+                reflector.forget(key, change)
+            pause = min(pause * 1.5, LISTEN_MAX_PAUSE)

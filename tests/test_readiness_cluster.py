@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -11,7 +12,13 @@ from jupyterhub.objects import Hub
 from traitlets.config import Config
 
 from devstack.kubeapi import KubeAPI
-from primehub_spawner.readiness import PodWatchingSpawner, WakingPodReflector, until_running
+from primehub_spawner.readiness import (
+    PodWatchingSpawner,
+    ServerNotListening,
+    WakingPodReflector,
+    accepts_connections,
+    until_running,
+)
 from tests.kubelet_pods import create, pod_body, wait_phase
 from tests.test_testground_kubespawner import FakeUser
 
@@ -111,7 +118,6 @@ async def test_kubespawners_wait_finds_the_pod_running_at_its_first_look(
     PodWatchingSpawner's wait its first look finds the pod running. Plain KubeSpawner's first
     look, right after the creation, cannot: this is the delay the wait removes."""
     import kubespawner.spawner
-    from kubespawner import KubeSpawner
 
     looks: list[bool] = []
     backoff = kubespawner.spawner.exponential_backoff
@@ -128,19 +134,7 @@ async def test_kubespawners_wait_finds_the_pod_running_at_its_first_look(
         return await backoff(look, fail_message, *args, **kwargs)
 
     monkeypatch.setattr(kubespawner.spawner, "exponential_backoff", recording_backoff)
-    config = Config()
-    config.KubeSpawner.namespace = namespace
-    config.KubeSpawner.start_timeout = 30
-    config.KubeSpawner.cmd = [sys.executable, "-m", "http.server", "8888"]
-    config.KubeSpawner.node_selector = {"component": "singleuser-server"}
-    cls = {"KubeSpawner": KubeSpawner, "PodWatchingSpawner": PodWatchingSpawner}[spawner_class]
-    spawner = cls(
-        hub=Hub(),
-        user=FakeUser(),
-        config=config,
-        api_token="token",
-        oauth_client_id="jupyterhub-user-alice",
-    )
+    spawner = _spawner(spawner_class, namespace, [sys.executable, "-m", "http.server", "8888"])
     await spawner.start()
     try:
         assert isinstance(spawner.pod_reflector, WakingPodReflector) is running_at_first_look
@@ -148,3 +142,54 @@ async def test_kubespawners_wait_finds_the_pod_running_at_its_first_look(
         assert looks[-1] is True
     finally:
         await spawner.stop(now=True)
+
+
+def _spawner(class_name: str, namespace: str, cmd: list[str], http_timeout: int = 30) -> Any:
+    from kubespawner import KubeSpawner
+
+    config = Config()
+    config.KubeSpawner.namespace = namespace
+    config.KubeSpawner.start_timeout = 30
+    config.KubeSpawner.http_timeout = http_timeout
+    config.KubeSpawner.cmd = cmd
+    config.KubeSpawner.node_selector = {"component": "singleuser-server"}
+    cls = {"KubeSpawner": KubeSpawner, "PodWatchingSpawner": PodWatchingSpawner}[class_name]
+    return cls(
+        hub=Hub(),
+        user=FakeUser(),
+        config=config,
+        api_token="token",
+        oauth_client_id="jupyterhub-user-alice",
+    )
+
+
+@pytest.mark.parametrize(
+    ("spawner_class", "listening_at_return"),
+    [("KubeSpawner", False), ("PodWatchingSpawner", True)],
+)
+async def test_start_returns_once_the_server_takes_connections(
+    spawner_classes, namespace, spawner_class, listening_at_return
+):
+    """JupyterHub's own check (a random back-off up to 0.2 s, 0.4 s …) then answers at its first
+    try. Plain KubeSpawner returns when the pod runs, before a slow server listens."""
+    server = f"sleep 1; exec {sys.executable} -m http.server 8888"
+    spawner = _spawner(spawner_class, namespace, ["/bin/sh", "-c", server])
+    url = urllib.parse.urlsplit(await spawner.start())
+    try:
+        assert await accepts_connections(url.hostname, url.port, 0.1) is listening_at_return
+    finally:
+        await spawner.stop(now=True)
+
+
+async def test_a_server_that_never_listens_fails_after_http_timeout(spawner_classes, namespace):
+    spawner = _spawner("PodWatchingSpawner", namespace, ["sleep", "60"], http_timeout=2)
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(ServerNotListening) as failure:
+            await spawner.start()
+    finally:
+        await spawner.stop(now=True)
+    assert 2 <= asyncio.get_running_loop().time() - started < 10
+    assert failure.value.reason == "server_not_listening"
+    assert ":8888 within 2 seconds" in failure.value.message
+    assert failure.value.status_code == 500
