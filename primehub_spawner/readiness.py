@@ -28,11 +28,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jupyterhub.spawner import SpawnException
-from kubespawner.spawner import PodReflector
+from kubespawner.spawner import EventReflector, PodReflector
 from traitlets import validate
 
 from .outages import OutageTolerantSpawner
-from .reflector import ObservedDict
+from .reflector import ObservedDict, SteadyEventReflector
 
 ENDED_PHASES = ("Failed", "Succeeded")
 LISTEN_FIRST_PAUSE = 0.01
@@ -130,13 +130,16 @@ class ServerNotListening(SpawnException):
 
 class PodWatchingSpawner(OutageTolerantSpawner):
     """KubeSpawner that notices its pod running as soon as the watch reports it, and its server
-    listening within a few milliseconds of it doing so."""
+    listening within a few milliseconds of it doing so; its event watch is steady
+    (:class:`~primehub_spawner.reflector.SteadyEventReflector`)."""
 
     async def _start_reflector(
         self, kind: str, reflector_class: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        if kind == "pods" and reflector_class is PodReflector:
-            reflector_class = WakingPodReflector
+        reflector_class = {
+            PodReflector: WakingPodReflector,
+            EventReflector: SteadyEventReflector,
+        }.get(reflector_class, reflector_class)
         return await super()._start_reflector(kind, reflector_class, *args, **kwargs)
 
     async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> bool:

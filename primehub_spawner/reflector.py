@@ -6,6 +6,15 @@ is pointed at CustomObjectsApi. Reading the catalog then costs no API call. Each
 per resourceVersion; one that cannot be parsed is logged once and left out. The catalog is built
 once per change of what the watches hold, not at every spawn and form view (it is shared, and
 read-only).
+
+KubeSpawner's reflectors end each watch after ``timeout_seconds`` (10) and list everything again:
+every 10 s the hub's loop decodes the whole catalog (with 5,000 resources, about as long as the
+watch start-up: over half a second) and all the namespace's pod events (775 of them during a burst
+of 100 spawns: half a second of the loop). The catalog and the events a spawn's progress shows
+(:class:`SteadyEventReflector`) are watched for ``timeout_seconds`` = 300 instead, with
+``request_timeout`` = 330 (the client's limit on the whole watch request, which must outlast it);
+a connection that died silently is then noticed within 330 s. The pods stay KubeSpawner's: a
+spawn waits on them.
 """
 
 from __future__ import annotations
@@ -16,8 +25,9 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, ClassVar
 
-from kubespawner.reflector import NamespacedResourceReflector
-from traitlets import Unicode, validate
+from kubespawner.reflector import NamespacedResourceReflector, ResourceReflector
+from kubespawner.spawner import EventReflector
+from traitlets import Unicode, default, validate
 
 from .catalog import GROUP, VERSION, Catalog, CatalogError, Dataset, Image, InstanceType
 
@@ -29,7 +39,27 @@ KINDS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 }
 
 
-class CustomResourceReflector(NamespacedResourceReflector):
+STEADY_WATCH_SECONDS = 300
+
+
+class SteadyWatch(ResourceReflector):
+    """A reflector whose watches last ``timeout_seconds`` = 300 (KubeSpawner's: 10), each followed
+    by a full list as KubeSpawner does."""
+
+    @default("timeout_seconds")
+    def _steady_timeout_seconds(self) -> int:
+        return STEADY_WATCH_SECONDS
+
+    @default("request_timeout")
+    def _steady_request_timeout(self) -> int:
+        return self.timeout_seconds + 30
+
+
+class SteadyEventReflector(SteadyWatch, EventReflector):
+    """KubeSpawner's event reflector (the progress of a spawn), with steady watches."""
+
+
+class CustomResourceReflector(SteadyWatch, NamespacedResourceReflector):
     """KubeSpawner's reflector for one ``primehub.io/v1alpha1`` kind (``kind`` is its plural)."""
 
     api_group_name = Unicode("CustomObjectsApi")

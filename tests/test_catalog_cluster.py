@@ -248,3 +248,15 @@ async def test_a_watch_that_gave_up_starts_over(kube, cache, namespace):
     await cache.stop()
     reflector.on_failure()  # a stopped cache stays stopped
     assert reflector.watch_task is None
+
+
+async def test_a_quiet_catalog_is_not_listed_again_every_ten_seconds(cache, namespace, test_ground):
+    """KubeSpawner's reflectors end their watch after 10 s and list everything again; the
+    catalog's last 300 s (at 5,000 resources a list takes the hub's loop over half a second)."""
+    assert {r.timeout_seconds for r in cache.reflectors.values()} == {300}
+    assert {r.request_timeout for r in cache.reflectors.values()} == {330}  # outlasts the watch
+    await asyncio.sleep(0.5)
+    listed = _lists(test_ground, namespace)
+    assert listed >= 3  # KubeSpawner's start lists each kind (twice): the counter works
+    await asyncio.sleep(11)
+    assert _lists(test_ground, namespace) == listed

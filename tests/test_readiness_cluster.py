@@ -19,6 +19,7 @@ from primehub_spawner.readiness import (
     accepts_connections,
     until_running,
 )
+from primehub_spawner.reflector import SteadyEventReflector
 from tests.kubelet_pods import create, pod_body, wait_phase
 from tests.test_testground_kubespawner import FakeUser
 
@@ -138,6 +139,10 @@ async def test_kubespawners_wait_finds_the_pod_running_at_its_first_look(
     await spawner.start()
     try:
         assert isinstance(spawner.pod_reflector, WakingPodReflector) is running_at_first_look
+        steady = isinstance(spawner.event_reflector, SteadyEventReflector)
+        assert steady is running_at_first_look
+        assert spawner.event_reflector.timeout_seconds == (300 if steady else 10)
+        assert spawner.pod_reflector.timeout_seconds == 10  # a spawn waits on the pods' watch
         assert looks[0] is running_at_first_look
         assert looks[-1] is True
     finally:
