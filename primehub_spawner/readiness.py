@@ -37,6 +37,7 @@ from .reflector import ObservedDict, SteadyEventReflector
 ENDED_PHASES = ("Failed", "Succeeded")
 LISTEN_FIRST_PAUSE = 0.01
 LISTEN_MAX_PAUSE = 0.25
+RECHECK_SECONDS = 1.0
 
 
 class WakingPodReflector(PodReflector):
@@ -79,12 +80,17 @@ def pod_is_ending(pod: Mapping[str, Any]) -> bool:
 
 
 async def until_running(
-    reflector: WakingPodReflector, key: str, is_running: Callable[[dict[str, Any] | None], bool]
+    current: Callable[[], Any], key: str, is_running: Callable[[dict[str, Any] | None], bool]
 ) -> bool:
-    """Wait until the reflector holds pod ``key`` running (True), or it is ending or gone after it
-    was there (False). Errors of ``is_running`` propagate."""
+    """Wait until the pod reflector (``current()``, which KubeSpawner may replace after a failure)
+    holds pod ``key`` running (True), or it is ending or gone after it was there (False). A wake-up
+    lost with a replaced reflector costs at most ``RECHECK_SECONDS``. Errors of ``is_running``
+    propagate."""
     seen = False
     while True:
+        reflector = current()
+        if not isinstance(reflector, WakingPodReflector):
+            return False
         change = reflector.changed(key)
         try:
             pod = reflector.pods.get(key)
@@ -96,7 +102,8 @@ async def until_running(
             elif pod_is_ending(pod):
                 return False
             seen = seen or pod is not None
-            await change.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(change.wait(), RECHECK_SECONDS)
         finally:
             reflector.forget(key, change)
 
@@ -151,7 +158,7 @@ class PodWatchingSpawner(OutageTolerantSpawner):
             key = f"{self.namespace}/{self.pod_name}"
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.start_timeout):
-                    await until_running(self.pod_reflector, key, self.is_pod_running)
+                    await until_running(lambda: self.pod_reflector, key, self.is_pod_running)
         return created
 
     def _watches_its_pod(self) -> bool:
@@ -168,16 +175,15 @@ class PodWatchingSpawner(OutageTolerantSpawner):
         return url
 
     async def _until_listening(self, url: str) -> None:
-        """Try a connection to ``url``'s port after 10 ms, then each time half as long again, up to 250 ms,
-        and at each change of the pod (a container that ends is reported at once). JupyterHub's
-        own check, which follows, then answers at its first try: it waits a random time of up to
-        0.2 s, 0.4 s … 5 s between tries."""
+        """Try a connection to ``url``'s port at once, after 10 ms, then at intervals half as
+        long again each time, up to 250 ms, and at each change of the pod (a container that ends
+        is reported at once). JupyterHub's own check, which follows, then answers at its first
+        try: it waits a random time of up to 0.2 s, 0.4 s … 5 s between tries."""
         address = urllib.parse.urlsplit(url)
         if address.hostname is None or address.port is None:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.http_timeout
-        reflector = self.pod_reflector
         key = f"{self.namespace}/{self.pod_name}"
         pause = LISTEN_FIRST_PAUSE
         while True:
@@ -185,6 +191,9 @@ class PodWatchingSpawner(OutageTolerantSpawner):
             if remaining <= 0:
                 raise ServerNotListening(f"{address.hostname}:{address.port}", self.http_timeout)
             if await accepts_connections(address.hostname, address.port, min(1.0, remaining)):
+                return
+            reflector = self.pod_reflector
+            if not isinstance(reflector, WakingPodReflector):
                 return
             change = reflector.changed(key)
             try:

@@ -49,7 +49,7 @@ def _running(pod: dict[str, Any] | None) -> bool:
 
 async def test_the_wait_ends_when_the_watch_reports_the_pod_running(reflector, kube, namespace):
     key = f"{namespace}/waits"
-    waiting = asyncio.ensure_future(until_running(reflector, key, _running))
+    waiting = asyncio.ensure_future(until_running(lambda: reflector, key, _running))
     await asyncio.sleep(0.2)
     assert not waiting.done()  # nothing there yet: it waits, it does not give up
     await create(kube, namespace, _labelled(pod_body("waits", "sleep 60")))
@@ -72,7 +72,7 @@ async def test_the_wait_ends_when_the_pod_will_not_run(reflector, kube, namespac
         ]
     await create(kube, namespace, body)
     key = f"{namespace}/ends"
-    waiting = asyncio.ensure_future(until_running(reflector, key, _running))
+    waiting = asyncio.ensure_future(until_running(lambda: reflector, key, _running))
     if how == "deleted":
         await asyncio.sleep(0.5)
         assert not waiting.done()
@@ -82,6 +82,23 @@ async def test_the_wait_ends_when_the_pod_will_not_run(reflector, kube, namespac
     async with asyncio.timeout(30):
         assert await waiting is False
     assert not reflector._waiters
+
+
+async def test_a_reflector_replaced_while_waiting_is_followed(reflector, kube, namespace):
+    """KubeSpawner replaces a pod reflector that failed; the wait reads the current one again
+    (within a second) rather than waiting on a stopped one until the start timeout."""
+    first = WakingPodReflector(namespace=namespace, labels=LABELS)
+    await first.start()
+    current = [first]
+    key = f"{namespace}/moves"
+    waiting = asyncio.ensure_future(until_running(lambda: current[0], key, _running))
+    await asyncio.sleep(0.2)
+    await first.stop()
+    current[0] = reflector
+    await create(kube, namespace, _labelled(pod_body("moves", "sleep 60")))
+    async with asyncio.timeout(30):
+        assert await waiting is True
+    assert not first._waiters and not reflector._waiters
 
 
 async def test_errors_of_the_running_check_end_the_wait(reflector, kube, namespace):
@@ -96,7 +113,7 @@ async def test_errors_of_the_running_check_end_the_wait(reflector, kube, namespa
 
     async with asyncio.timeout(30):
         with pytest.raises(LookupError):
-            await until_running(reflector, f"{namespace}/raises", check)
+            await until_running(lambda: reflector, f"{namespace}/raises", check)
     assert not reflector._waiters
 
 
