@@ -1,4 +1,4 @@
-"""Watch-based caches of the three primehub.io kinds in the hub's namespace.
+"""Watch-based caches of the three primehub.io kinds, and what the hub's watches share.
 
 KubeSpawner's own ResourceReflector does the listing and watching (list once, watch from the list's
 resourceVersion, relist after errors or 410 Gone, back off, restart watches periodically); here it

@@ -71,6 +71,7 @@ CASES = [
         True,
     ),
     (PrimeHubSpawner, "home_per_server", "PRIMEHUB_HOME_PER_SERVER", "true", True, False),
+    (PrimeHubSpawner, "prompt_readiness", "PRIMEHUB_PROMPT_READINESS", "false", False, True),
 ]
 
 

@@ -126,11 +126,21 @@ async def spawner_classes(test_ground):
 
 
 @pytest.mark.parametrize(
-    ("spawner_class", "running_at_first_look"),
-    [("KubeSpawner", False), ("PodWatchingSpawner", True)],
+    ("spawner_class", "prompt", "running_at_first_look"),
+    [
+        ("KubeSpawner", None, False),
+        ("PodWatchingSpawner", None, True),
+        ("PodWatchingSpawner", "false", False),  # $PRIMEHUB_PROMPT_READINESS: KubeSpawner's wait
+    ],
 )
 async def test_kubespawners_wait_finds_the_pod_running_at_its_first_look(
-    spawner_classes, kube: KubeAPI, namespace, monkeypatch, spawner_class, running_at_first_look
+    spawner_classes,
+    kube: KubeAPI,
+    namespace,
+    monkeypatch,
+    spawner_class,
+    prompt,
+    running_at_first_look,
 ):
     """KubeSpawner polls for its pod with a random back-off (up to 0.2 s, 0.4 s … 5 s); after
     PodWatchingSpawner's wait its first look finds the pod running. Plain KubeSpawner's first
@@ -152,12 +162,15 @@ async def test_kubespawners_wait_finds_the_pod_running_at_its_first_look(
         return await backoff(look, fail_message, *args, **kwargs)
 
     monkeypatch.setattr(kubespawner.spawner, "exponential_backoff", recording_backoff)
+    if prompt is not None:
+        monkeypatch.setenv("PRIMEHUB_PROMPT_READINESS", prompt)
     spawner = _spawner(spawner_class, namespace, [sys.executable, "-m", "http.server", "8888"])
     await spawner.start()
     try:
-        assert isinstance(spawner.pod_reflector, WakingPodReflector) is running_at_first_look
+        watching = spawner_class == "PodWatchingSpawner"
+        assert isinstance(spawner.pod_reflector, WakingPodReflector) is watching
         steady = isinstance(spawner.event_reflector, SteadyEventReflector)
-        assert steady is running_at_first_look
+        assert steady is watching
         assert spawner.event_reflector.timeout_seconds == (300 if steady else 10)
         assert spawner.pod_reflector.timeout_seconds == 10  # a spawn waits on the pods' watch
         assert looks[0] is running_at_first_look
