@@ -17,6 +17,7 @@ deleted or is not running within ``start_timeout`` is left to KubeSpawner's wait
 container that ends while starting fails the start as soon as the watch reports it
 (:class:`~primehub_spawner.lifecycle.ServerLifecycle`); a server that takes no connection within
 ``http_timeout`` fails it as JupyterHub's check would, with :class:`ServerNotListening`.
+``prompt_readiness`` false leaves the waiting to KubeSpawner and JupyterHub.
 """
 
 from __future__ import annotations
