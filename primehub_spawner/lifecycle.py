@@ -132,7 +132,7 @@ class ServerLifecycle(PodWatchingSpawner):
 
     async def poll(self) -> int | None:
         reflector = self.pod_reflector
-        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        pod = reflector.pods.get(self._pod_key) if reflector else None
         end = failures.ended_container(pod)
         # the notebook container itself has terminated (not restarted, not an init container)
         exited = self._exited = end is not None and not end.init and not end.previous

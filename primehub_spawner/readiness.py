@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from jupyterhub.spawner import SpawnException
@@ -43,8 +43,8 @@ RECHECK_SECONDS = 1.0
 
 
 class WakingPodReflector(PodReflector):
-    """KubeSpawner's pod reflector that wakes the waiters on a pod (:meth:`changed`) whenever the
-    watch changes it, and all of them when it lists the pods again."""
+    """KubeSpawner's pod reflector that wakes the waiters on a pod (:meth:`watching`) whenever
+    the watch changes it, and all of them when it lists the pods again."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -60,15 +60,16 @@ class WakingPodReflector(PodReflector):
         for event in self._waiters.get(key, ()):
             event.set()
 
-    def changed(self, key: str) -> asyncio.Event:
-        """An event set at the next change of pod ``key``; :meth:`forget` it when done."""
+    @contextlib.contextmanager
+    def watching(self, key: str) -> Iterator[asyncio.Event]:
+        """An event set at the next change of pod ``key`` while in the block. Read the pod inside
+        it, so that a change after the read is not missed."""
         event = asyncio.Event()
         self._waiters.setdefault(key, set()).add(event)
-        return event
-
-    def forget(self, key: str, event: asyncio.Event) -> None:
-        waiters = self._waiters.get(key)
-        if waiters is not None:
+        try:
+            yield event
+        finally:
+            waiters = self._waiters[key]
             waiters.discard(event)
             if not waiters:
                 del self._waiters[key]
@@ -93,8 +94,7 @@ async def until_running(
         reflector = current()
         if not isinstance(reflector, WakingPodReflector):
             return False
-        change = reflector.changed(key)
-        try:
+        with reflector.watching(key) as change:
             pod = reflector.pods.get(key)
             if is_running(pod):
                 return True
@@ -106,8 +106,6 @@ async def until_running(
             seen = seen or pod is not None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(change.wait(), RECHECK_SECONDS)
-        finally:
-            reflector.forget(key, change)
 
 
 async def accepts_connections(host: str, port: int, within: float) -> bool:
@@ -172,11 +170,17 @@ class PodWatchingSpawner(OutageTolerantSpawner):
         own wait, and on which the pod may depend."""
         created = await super()._make_create_pod_request(pod, request_timeout)
         if created and self._watches_its_pod():
-            key = f"{self.namespace}/{self.pod_name}"
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.start_timeout):
-                    await until_running(lambda: self.pod_reflector, key, self.is_pod_running)
+                    await until_running(
+                        lambda: self.pod_reflector, self._pod_key, self.is_pod_running
+                    )
         return created
+
+    @property
+    def _pod_key(self) -> str:
+        """The server's pod in the pod reflector: ``<namespace>/<pod name>``."""
+        return f"{self.namespace}/{self.pod_name}"
 
     def _watches_its_pod(self) -> bool:
         return (
@@ -203,7 +207,6 @@ class PodWatchingSpawner(OutageTolerantSpawner):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.http_timeout
-        key = f"{self.namespace}/{self.pod_name}"
         pause = LISTEN_FIRST_PAUSE
         while True:
             remaining = deadline - loop.time()
@@ -214,12 +217,9 @@ class PodWatchingSpawner(OutageTolerantSpawner):
             reflector = self.pod_reflector
             if not isinstance(reflector, WakingPodReflector):
                 return
-            change = reflector.changed(key)
-            try:
-                if not self.is_pod_running(reflector.pods.get(key)):
+            with reflector.watching(self._pod_key) as change:
+                if not self.is_pod_running(reflector.pods.get(self._pod_key)):
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(change.wait(), min(pause, max(remaining, 0)))
-            finally:
-                reflector.forget(key, change)
             pause = min(pause * 1.5, LISTEN_MAX_PAUSE)
