@@ -125,6 +125,10 @@ class KeycloakProcess:
             # Not every /health/ready poll while starting (the log's tail should show errors).
             "--log-level=INFO,io.smallrye.health:WARN",
             "--cache=local",
+            # H2 writes committed transactions to its file up to a second later (WRITE_DELAY), so
+            # a SIGKILL lost the sessions of the last second; a production database keeps what it
+            # committed, and the kill tests rely on it.
+            "--db-url-properties=;WRITE_DELAY=0",
             "--import-realm",
         ]
         env = {
