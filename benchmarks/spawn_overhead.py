@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from kubernetes.utils import parse_quantity
 
+from devstack.cluster import audited
 from primehub_spawner.volumes import claim_of
 
 from .stack import (
@@ -167,12 +168,10 @@ def pod_creations(events: list[dict[str, Any]], namespace: str) -> list[float]:
     (seconds since the epoch, from its audit log)."""
     return sorted(
         datetime.datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp()
-        for event in events
-        if event.get("verb") == "create"
-        and (event.get("objectRef") or {}).get("resource") == "pods"
-        and (event.get("objectRef") or {}).get("namespace") == namespace
-        and not (event.get("objectRef") or {}).get("subresource")
-        and (event.get("responseStatus") or {}).get("code") == 201
+        for event in audited(
+            events, "create", resource="pods", namespace=namespace, subresource=None
+        )
+        if (event.get("responseStatus") or {}).get("code") == 201
     )
 
 

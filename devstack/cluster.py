@@ -34,6 +34,17 @@ rules:
 """
 
 
+def audited(events: list[dict], verb: str, **object_ref: Any) -> list[dict]:
+    """The audit events of ``verb`` requests whose object has each field of ``object_ref``
+    (``None``: the field is absent), such as ``resource="pods", namespace=…, subresource=None``."""
+    return [
+        event
+        for event in events
+        if event.get("verb") == verb
+        and all((event.get("objectRef") or {}).get(k) == v for k, v in object_ref.items())
+    ]
+
+
 @dataclass(frozen=True)
 class Identity:
     """A static-token identity of the test API server."""

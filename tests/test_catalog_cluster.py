@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.cluster import audited
 from devstack.kubeapi import ApiError, KubeAPI
 from devstack.manifests import apply_file, install_crds
 from devstack.testing import eventually
@@ -202,13 +203,8 @@ async def _raw(cache: CatalogCache, kind: str, namespace: str, name: str) -> boo
 
 
 def _lists(test_ground, namespace: str) -> int:
-    return sum(
-        1
-        for event in test_ground.cluster.audit_events()
-        if event.get("verb") == "list"
-        and (event.get("objectRef") or {}).get("apiGroup") == "primehub.io"
-        and (event.get("objectRef") or {}).get("namespace") == namespace
-    )
+    events = test_ground.cluster.audit_events()
+    return len(audited(events, "list", apiGroup="primehub.io", namespace=namespace))
 
 
 async def test_no_list_calls_once_warm(kube, cache, namespace, test_ground):

@@ -9,6 +9,7 @@ import html
 
 import pytest
 
+from devstack.cluster import audited
 from devstack.testing import eventually
 from tests.hub_stack import browser_session, keycloak_admin, log_in, pods, xsrf
 
@@ -21,11 +22,13 @@ async def claim_reads(test_ground, namespace: str, since: int) -> list[str]:
     """The claims read by name in ``namespace`` after the first ``since`` audit events."""
     return [
         event["objectRef"]["name"]
-        for event in test_ground.cluster.audit_events()[since:]
-        if event.get("verb") == "get"
-        and (event.get("objectRef") or {}).get("resource") == "persistentvolumeclaims"
-        and event["objectRef"].get("namespace") == namespace
-        and event["user"]["username"] == "admin"  # the hub's identity, not the kubelet's
+        for event in audited(
+            test_ground.cluster.audit_events()[since:],
+            "get",
+            resource="persistentvolumeclaims",
+            namespace=namespace,
+        )
+        if event["user"]["username"] == "admin"  # the hub's identity, not the kubelet's
     ]
 
 
