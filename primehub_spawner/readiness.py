@@ -221,5 +221,5 @@ class PodWatchingSpawner(OutageTolerantSpawner):
                 if not self.is_pod_running(reflector.pods.get(self._pod_key)):
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(change.wait(), min(pause, max(remaining, 0)))
+                    await asyncio.wait_for(change.wait(), min(pause, remaining))
             pause = min(pause * 1.5, LISTEN_MAX_PAUSE)
